@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""PyTorch side of the side-by-side benchmarks (run by `mmt bench`, or by hand).
+
+Prints one JSON object per line so the C# benchmark can read it, e.g.
+  /usr/bin/python3 reference/bench_torch.py gemm --threads 2
+  /usr/bin/python3 reference/bench_torch.py infer --threads 2 --batch 32 --image-size 224 --model path.safetensors
+PyTorch is a reference here, never a runtime dependency of the library.
+"""
+import argparse, json, sys, time
+
+import torch
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+
+
+def timed(fn, min_seconds, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start >= min_seconds and len(times) >= 3:
+            break
+    times.sort()
+    return times[len(times) // 2]
+
+
+# (name, M, N, K): ViT-Ti/16 linear layers at batch 32 (M = 32*197 tokens), as y = x @ W^T.
+VIT_TI_GEMMS = [("qkv", 6304, 576, 192), ("proj", 6304, 192, 192), ("fc1", 6304, 768, 192), ("fc2", 6304, 192, 768)]
+
+
+def bench_gemm(args):
+    for name, m, n, k in VIT_TI_GEMMS:
+        x = torch.randn(m, k)
+        w = torch.randn(n, k)
+        out = torch.empty(m, n)
+        sec = timed(lambda: torch.mm(x, w.t(), out=out), args.seconds)
+        print(json.dumps({"bench": "gemm", "name": name, "m": m, "n": n, "k": k, "seconds": sec,
+                          "gflops": 2.0 * m * n * k / sec / 1e9}), flush=True)
+
+
+def bench_infer(args):
+    from vit_reference import VisionTransformer, load_timm_state_dict
+    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
+        else VisionTransformer(img_size=args.image_size)
+    model.eval()
+    x = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    with torch.no_grad():
+        sec = timed(lambda: model(x), args.seconds)
+    print(json.dumps({"bench": "infer", "batch": args.batch, "image_size": args.image_size, "seconds": sec,
+                      "images_per_second": args.batch / sec}), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["gemm", "infer"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--model", default=None)
+    p.add_argument("--seconds", type=float, default=3.0)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    {"gemm": bench_gemm, "infer": bench_infer}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+using System.Numerics.Tensors;
+
+namespace MLNet.MemoryTokens.Kernels;
+
+/// <summary>A fully connected layer y = x·Wᵀ + b (PyTorch layout: W [N_out, K_in]), forward and backward.</summary>
+public static unsafe class Linear
+{
+    /// <summary>out[R, N] = inp[R, K] · Wᵀ + bias, or out += ... when <paramref name="accumulate"/> (the residual add fused).</summary>
+    /// <param name="weight">W packed once by <see cref="Gemm.Pack"/> with transB (frozen weights), K = in features, N = out features.</param>
+    /// <param name="bias">[N] or empty.</param>
+    public static void Forward(Span<float> output, ReadOnlySpan<float> input, Gemm.PackedB weight, ReadOnlySpan<float> bias, int rows, bool accumulate = false)
+    {
+        int n = weight.N, k = weight.K;
+        if (input.Length < (long)rows * k || output.Length < (long)rows * n) throw new ArgumentException($"Linear expects input [{rows}, {k}] and output [{rows}, {n}].");
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"Linear bias has {bias.Length} elements, expected {n}.");
+        fixed (float* po = output) fixed (float* pi = input) fixed (float* pb = bias)
+            Gemm.Multiply(false, rows, pi, k, weight, po, n, accumulate ? 1f : 0f, parallel: true, bias.IsEmpty ? null : pb);
+    }
+
+    /// <summary>Unpacked form (weights that change every step): out = inp · Wᵀ + bias (+ out when accumulating).</summary>
+    /// <param name="weight">[N, K]</param>
+    public static void Forward(Span<float> output, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int rows, int inFeatures, int outFeatures, bool accumulate = false)
+    {
+        if (input.Length < (long)rows * inFeatures || output.Length < (long)rows * outFeatures || weight.Length < (long)inFeatures * outFeatures)
+            throw new ArgumentException($"Linear expects input [{rows}, {inFeatures}], weight [{outFeatures}, {inFeatures}], output [{rows}, {outFeatures}].");
+        if (!bias.IsEmpty && bias.Length != outFeatures) throw new ArgumentException($"Linear bias has {bias.Length} elements, expected {outFeatures}.");
+        if (rows == 0) return;
+        fixed (float* po = output) fixed (float* pi = input) fixed (float* pw = weight) fixed (float* pb = bias)
+            Gemm.Multiply(false, true, rows, outFeatures, inFeatures, pi, inFeatures, pw, inFeatures, po, outFeatures, accumulate ? 1f : 0f, parallel: true, bias: bias.IsEmpty ? null : pb);
+    }
+
+    /// <summary>Backward: dinp += dout·W, dW += doutᵀ·inp, db += Σ_r dout (each skipped when its span is empty).</summary>
+    /// <param name="dInput">[R, K]</param><param name="dWeight">[N, K]</param><param name="dBias">[N]</param>
+    /// <param name="dOutput">[R, N]</param><param name="input">[R, K]</param><param name="weight">[N, K]</param>
+    public static void Backward(Span<float> dInput, Span<float> dWeight, Span<float> dBias, ReadOnlySpan<float> dOutput,
+        ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int rows, int inFeatures, int outFeatures)
+    {
+        int k = inFeatures, n = outFeatures;
+        if (rows == 0) return;
+        // forward: y = x Wᵀ  →  dx += dy W    [R, K]
+        if (!dInput.IsEmpty) Gemm.Multiply(false, false, rows, k, n, dOutput, n, weight, k, dInput, k, 1f);
+        // forward: y = x Wᵀ  →  dW += dyᵀ x   [N, K]
+        if (!dWeight.IsEmpty) Gemm.Multiply(true, false, n, k, rows, dOutput, n, input, k, dWeight, k, 1f);
+        // forward: y += b    →  db += Σ_r dy
+        if (!dBias.IsEmpty) ColumnSums(dBias, dOutput, rows, n);
+    }
+
+    /// <summary>dinp += dout · W with W packed once by <see cref="Gemm.Pack"/> (transB = false, K = out features, N = in features): the frozen-backbone path.</summary>
+    public static void BackwardInput(Span<float> dInput, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, int rows)
+    {
+        if (rows == 0) return;
+        Gemm.Multiply(false, rows, dOutput, weightForBackward.K, weightForBackward, dInput, weightForBackward.N, 1f);
+    }
+
+    /// <summary>sums[c] += Σ_r m[r, c].</summary>
+    public static void ColumnSums(Span<float> sums, ReadOnlySpan<float> m, int rows, int cols)
+    {
+        var s = sums[..cols];
+        for (int r = 0; r < rows; r++) TensorPrimitives.Add(s, m.Slice(r * cols, cols), s);
+    }
+}

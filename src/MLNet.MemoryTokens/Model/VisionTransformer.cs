@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using MLNet.MemoryTokens.Kernels;
+
+namespace MLNet.MemoryTokens.Model;
+
+/// <summary>timm's <c>VisionTransformer</c>: patch embedding, class token, learned absolute position embedding,
+/// pre-norm blocks (LN → MHSA → residual, LN → MLP(GELU) → residual), final LayerNorm, linear head on the class token.</summary>
+/// <remarks>
+/// Legend: B batch, N = 1 + P tokens (class token first), P patches, D width, H heads, d = D/H, F MLP width, C classes.
+/// Weights are a timm-named state dict of plain tensors (<see cref="Parameters"/>); the frozen-weight GEMM panels are
+/// packed once and rebuilt after <see cref="InvalidatePackedWeights"/>. Inference buffers are pooled per batch size, so
+/// concurrent calls are safe.
+/// </remarks>
+public sealed class VisionTransformer
+{
+    public VitConfig Config { get; }
+
+    /// <summary>All weights by timm name (the model reads these tensors; mutate them only together with <see cref="InvalidatePackedWeights"/>).</summary>
+    public IReadOnlyDictionary<string, Tensor> Parameters => _parameters;
+    readonly Dictionary<string, Tensor> _parameters;
+
+    internal readonly VitBlock[] Blocks;
+    internal Tensor ClassToken => _parameters["cls_token"];       // [1, 1, D]
+    internal Tensor PosEmbed => _parameters["pos_embed"];         // [1, N, D]
+    internal Tensor PatchWeight => _parameters["patch_embed.proj.weight"]; // [D, C, p, p]
+    internal Tensor PatchBias => _parameters["patch_embed.proj.bias"];     // [D]
+    internal Tensor NormWeight => _parameters["norm.weight"];     // [D]
+    internal Tensor NormBias => _parameters["norm.bias"];         // [D]
+    internal Tensor? HeadWeight => _parameters.GetValueOrDefault("head.weight"); // [C, D]
+    internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
+
+    Gemm.PackedB? _patchPacked, _headPacked;
+    readonly ConcurrentDictionary<int, ConcurrentBag<Workspace>> _workspaces = new();
+
+    /// <summary>Builds the model from a timm-named state dict that matches <paramref name="config"/> exactly (strict).</summary>
+    public VisionTransformer(VitConfig config, IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        config.Validate();
+        Config = config;
+        var expected = config.StateDictShapes();
+        var problems = new List<string>();
+        foreach (var (key, shape) in expected)
+        {
+            if (!stateDict.TryGetValue(key, out var t)) problems.Add($"missing '{key}' {Tensor.FormatShape(shape)}");
+            else if (!t.ShapeEquals(shape)) problems.Add($"'{key}' has shape {t.ShapeString}, expected {Tensor.FormatShape(shape)}");
+        }
+        foreach (var key in stateDict.Keys)
+            if (!expected.ContainsKey(key)) problems.Add($"unexpected '{key}'");
+        if (problems.Count > 0)
+            throw new ArgumentException($"State dict does not match ViT (D={config.Dim}, depth={config.Depth}, image={config.ImageSize}, classes={config.NumClasses}): " + string.Join("; ", problems));
+        _parameters = stateDict.ToDictionary(kv => kv.Key, kv => kv.Value);
+        Blocks = new VitBlock[config.Depth];
+        for (int i = 0; i < config.Depth; i++) Blocks[i] = new VitBlock(this, i);
+    }
+
+    /// <summary>Random weights (timm-like init: trunc-normal 0.02 linears, zero biases, unit LayerNorms), for tests and fixtures.</summary>
+    public static VisionTransformer CreateRandom(VitConfig config, int seed)
+    {
+        var rng = new Random(seed);
+        var sd = new Dictionary<string, Tensor>();
+        foreach (var (key, shape) in config.StateDictShapes())
+        {
+            var t = new Tensor(shape);
+            bool isNorm = key.Contains("norm");
+            if (isNorm && key.EndsWith(".weight")) Array.Fill(t.Data, 1f);
+            else if (!key.EndsWith(".bias") || key == "pos_embed")
+                for (int i = 0; i < t.Length; i++) t.Data[i] = (float)(Gaussian(rng) * 0.02);
+            sd[key] = t;
+        }
+        return new VisionTransformer(config, sd);
+    }
+
+    internal static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>Rebuild the packed GEMM panels on next use: call after changing any weight in place.</summary>
+    public void InvalidatePackedWeights()
+    {
+        _patchPacked = null; _headPacked = null;
+        foreach (var b in Blocks) b.InvalidatePacked();
+    }
+
+    internal Gemm.PackedB PatchPacked => _patchPacked ??= Gemm.Pack(true, Config.InChannels * Config.PatchSize * Config.PatchSize, Config.Dim, PatchWeight.Data, Config.InChannels * Config.PatchSize * Config.PatchSize);
+    internal Gemm.PackedB? HeadPacked => HeadWeight is null ? null : _headPacked ??= Gemm.Pack(true, Config.Dim, Config.NumClasses, HeadWeight.Data, Config.Dim);
+
+    /// <summary>The full forward: logits [B, C] from images [B, C_in, H, W].</summary>
+    public Tensor Forward(Tensor images) => ForwardHead(ForwardFeatures(images));
+
+    /// <summary>Trunk: images [B, C_in, H, W] (normalised) → tokens [B, N, D] after the final LayerNorm.</summary>
+    public Tensor ForwardFeatures(Tensor images)
+    {
+        int batch = CheckImages(images);
+        var output = new Tensor([batch, Config.NumTokens, Config.Dim]);
+        var ws = RentWorkspace(batch);
+        try
+        {
+            EmbedPatches(ws.X, ws, images.Data, batch);
+            foreach (var block in Blocks) block.ForwardInference(ws, batch);
+            LayerNorm.Forward(output.Data, default, default, ws.X, NormWeight.Data, NormBias.Data, batch * Config.NumTokens, Config.Dim, Config.LayerNormEps);
+        }
+        finally { ReturnWorkspace(ws); }
+        return output;
+    }
+
+    /// <summary>Head on the class token: features [B, N, D] → logits [B, C], or the class token [B, D] with <paramref name="preLogits"/>.</summary>
+    public Tensor ForwardHead(Tensor features, bool preLogits = false)
+    {
+        if (features.Rank != 3 || features.Shape[2] != Config.Dim) throw new ArgumentException($"Features must be [B, N, {Config.Dim}], got {features.ShapeString}.");
+        int batch = features.Shape[0], n = features.Shape[1], d = Config.Dim;
+        var cls = new Tensor([batch, d]);
+        for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, cls.Data, (long)b * d, d);
+        if (preLogits) return cls;
+        if (HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use preLogits.");
+        var logits = new Tensor([batch, Config.NumClasses]);
+        Linear.Forward(logits.Data, cls.Data, HeadPacked, HeadBias!.Data, batch);
+        return logits;
+    }
+
+    int CheckImages(Tensor images)
+    {
+        var c = Config;
+        if (images.Rank != 4 || images.Shape[1] != c.InChannels || images.Shape[2] != c.ImageSize || images.Shape[3] != c.ImageSize)
+            throw new ArgumentException($"Images must be [B, {c.InChannels}, {c.ImageSize}, {c.ImageSize}] for this model, got {images.ShapeString}.");
+        return images.Shape[0];
+    }
+
+    /// <summary>x[b, 0] = cls + pos[0]; x[b, 1+p] = patch_p·Wᵀ + bias + pos[1+p].</summary>
+    /// <param name="x">[B, N, D] output</param>
+    /// <param name="images">[B, C_in, H, W]</param>
+    internal void EmbedPatches(Span<float> x, Workspace ws, ReadOnlySpan<float> images, int batch)
+    {
+        var c = Config;
+        int p = c.NumPatches, d = c.Dim, n = c.NumTokens;
+        PatchEmbed.Im2Col(ws.Cols, images, batch, c.InChannels, c.ImageSize, c.ImageSize, c.PatchSize);
+        Linear.Forward(ws.Patches, ws.Cols, PatchPacked, PatchBias.Data, batch * p);
+        var pos = PosEmbed.Data.AsSpan();
+        var cls = ClassToken.Data.AsSpan();
+        for (int b = 0; b < batch; b++)
+        {
+            var xb = x.Slice(b * n * d, n * d);
+            System.Numerics.Tensors.TensorPrimitives.Add(cls, pos[..d], xb[..d]);
+            System.Numerics.Tensors.TensorPrimitives.Add(ws.Patches.AsSpan(b * p * d, p * d), pos[d..(n * d)], xb[d..]);
+        }
+    }
+
+    /// <summary>Inference scratch for one batch size, reused across calls.</summary>
+    internal sealed class Workspace
+    {
+        public readonly int Batch;
+        public readonly float[] X, Ln, Qkv, Attn, Hidden, Cols, Patches;
+        public Workspace(VitConfig c, int batch)
+        {
+            Batch = batch;
+            long rows = (long)batch * c.NumTokens;
+            X = new float[rows * c.Dim];                 // [B, N, D] residual stream
+            Ln = new float[rows * c.Dim];                // [B, N, D]
+            Qkv = new float[rows * 3 * c.Dim];           // [B, N, 3D]
+            Attn = new float[rows * c.Dim];              // [B, N, D]
+            Hidden = new float[rows * c.MlpDim];         // [B, N, F]
+            Cols = new float[(long)batch * c.NumPatches * c.InChannels * c.PatchSize * c.PatchSize]; // [B·P, C·p·p]
+            Patches = new float[(long)batch * c.NumPatches * c.Dim];                                 // [B·P, D]
+        }
+    }
+
+    internal Workspace RentWorkspace(int batch) =>
+        _workspaces.GetOrAdd(batch, _ => new()).TryTake(out var ws) ? ws : new Workspace(Config, batch);
+
+    internal void ReturnWorkspace(Workspace ws) => _workspaces.GetOrAdd(ws.Batch, _ => new()).Add(ws);
+}
+
+/// <summary>One pre-norm transformer block's weights (views into the model's state dict) and its inference forward.</summary>
+internal sealed class VitBlock
+{
+    readonly VisionTransformer _model;
+    public readonly int Index;
+    public readonly Tensor Norm1W, Norm1B, QkvW, QkvB, ProjW, ProjB, Norm2W, Norm2B, Fc1W, Fc1B, Fc2W, Fc2B;
+    Gemm.PackedB? _qkv, _proj, _fc1, _fc2;
+
+    public VitBlock(VisionTransformer model, int index)
+    {
+        _model = model; Index = index;
+        var p = model.Parameters; string b = $"blocks.{index}.";
+        Norm1W = p[b + "norm1.weight"]; Norm1B = p[b + "norm1.bias"];
+        QkvW = p[b + "attn.qkv.weight"]; QkvB = p[b + "attn.qkv.bias"];
+        ProjW = p[b + "attn.proj.weight"]; ProjB = p[b + "attn.proj.bias"];
+        Norm2W = p[b + "norm2.weight"]; Norm2B = p[b + "norm2.bias"];
+        Fc1W = p[b + "mlp.fc1.weight"]; Fc1B = p[b + "mlp.fc1.bias"];
+        Fc2W = p[b + "mlp.fc2.weight"]; Fc2B = p[b + "mlp.fc2.bias"];
+    }
+
+    VitConfig C => _model.Config;
+    public Gemm.PackedB QkvPacked => _qkv ??= Gemm.Pack(true, C.Dim, 3 * C.Dim, QkvW.Data, C.Dim);
+    public Gemm.PackedB ProjPacked => _proj ??= Gemm.Pack(true, C.Dim, C.Dim, ProjW.Data, C.Dim);
+    public Gemm.PackedB Fc1Packed => _fc1 ??= Gemm.Pack(true, C.Dim, C.MlpDim, Fc1W.Data, C.Dim);
+    public Gemm.PackedB Fc2Packed => _fc2 ??= Gemm.Pack(true, C.MlpDim, C.Dim, Fc2W.Data, C.MlpDim);
+    public void InvalidatePacked() { _qkv = _proj = _fc1 = _fc2 = null; }
+
+    /// <summary>x ← x + Proj(MHSA(LN1(x))); x ← x + FC2(GELU(FC1(LN2(x)))), with x = ws.X [B, N, D] updated in place.</summary>
+    public void ForwardInference(VisionTransformer.Workspace ws, int batch)
+    {
+        var c = C;
+        int rows = batch * c.NumTokens, d = c.Dim;
+        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
+        Linear.Forward(ws.Qkv, ws.Ln, QkvPacked, QkvB.Data, rows);
+        Attention.Forward(ws.Attn, default, ws.Qkv, Attention.Layout.SelfAttention(batch, c.NumTokens, c.Heads, c.HeadDim));
+        Linear.Forward(ws.X, ws.Attn, ProjPacked, ProjB.Data, rows, accumulate: true);
+        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
+        Linear.Forward(ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, rows);
+        Gelu.Forward(ws.Hidden.AsSpan(0, rows * c.MlpDim), ws.Hidden.AsSpan(0, rows * c.MlpDim));
+        Linear.Forward(ws.X, ws.Hidden, Fc2Packed, Fc2B.Data, rows, accumulate: true);
+    }
+}

@@ -1,0 +1,96 @@
+using MLNet.MemoryTokens.Imaging;
+
+namespace MLNet.MemoryTokens.Model;
+
+/// <summary>Architecture of a timm <c>VisionTransformer</c>: pre-norm blocks, class token, learned absolute position embedding.</summary>
+public sealed record VitConfig
+{
+    public int ImageSize { get; init; } = 224;
+    public int PatchSize { get; init; } = 16;
+    public int InChannels { get; init; } = 3;
+    public int Dim { get; init; } = 192;
+    public int Depth { get; init; } = 12;
+    public int Heads { get; init; } = 3;
+    public int MlpDim { get; init; } = 768;
+    /// <summary>Head classes; 0 means no head (features only).</summary>
+    public int NumClasses { get; init; } = 1000;
+    public float LayerNormEps { get; init; } = 1e-6f;
+
+    public int GridSize => ImageSize / PatchSize;
+    public int NumPatches => GridSize * GridSize;
+    /// <summary>Prefix tokens before the patches (the class token).</summary>
+    public int PrefixTokens => 1;
+    public int NumTokens => PrefixTokens + NumPatches;
+    public int HeadDim => Dim / Heads;
+
+    /// <summary>Throws when the numbers cannot describe a ViT.</summary>
+    public void Validate()
+    {
+        if (PatchSize <= 0 || ImageSize <= 0 || ImageSize % PatchSize != 0)
+            throw new ArgumentException($"Image size {ImageSize} must be a positive multiple of patch size {PatchSize}.");
+        if (Dim <= 0 || Heads <= 0 || Dim % Heads != 0) throw new ArgumentException($"Width {Dim} must be a positive multiple of heads {Heads}.");
+        if (Depth <= 0 || MlpDim <= 0 || InChannels <= 0 || NumClasses < 0) throw new ArgumentException($"Invalid ViT config {this}.");
+    }
+
+    /// <summary>Tensor shapes of a timm state dict for this architecture (strict-load reference).</summary>
+    public Dictionary<string, int[]> StateDictShapes()
+    {
+        int d = Dim, p = PatchSize;
+        var s = new Dictionary<string, int[]>
+        {
+            ["cls_token"] = [1, 1, d],
+            ["pos_embed"] = [1, NumTokens, d],
+            ["patch_embed.proj.weight"] = [d, InChannels, p, p],
+            ["patch_embed.proj.bias"] = [d],
+        };
+        for (int i = 0; i < Depth; i++)
+        {
+            string b = $"blocks.{i}.";
+            s[b + "norm1.weight"] = [d]; s[b + "norm1.bias"] = [d];
+            s[b + "attn.qkv.weight"] = [3 * d, d]; s[b + "attn.qkv.bias"] = [3 * d];
+            s[b + "attn.proj.weight"] = [d, d]; s[b + "attn.proj.bias"] = [d];
+            s[b + "norm2.weight"] = [d]; s[b + "norm2.bias"] = [d];
+            s[b + "mlp.fc1.weight"] = [MlpDim, d]; s[b + "mlp.fc1.bias"] = [MlpDim];
+            s[b + "mlp.fc2.weight"] = [d, MlpDim]; s[b + "mlp.fc2.bias"] = [d];
+        }
+        s["norm.weight"] = [d]; s["norm.bias"] = [d];
+        if (NumClasses > 0) { s["head.weight"] = [NumClasses, d]; s["head.bias"] = [NumClasses]; }
+        return s;
+    }
+
+    /// <summary>Infers the architecture from a timm-named state dict (depth from block keys, heads given or by the d/64 rule).</summary>
+    public static VitConfig FromStateDict(IReadOnlyDictionary<string, Tensor> sd, int? heads = null, float layerNormEps = 1e-6f)
+    {
+        Tensor Need(string key) => sd.TryGetValue(key, out var t) ? t : throw new ArgumentException($"Checkpoint has no '{key}': not a timm VisionTransformer state dict.");
+        var pw = Need("patch_embed.proj.weight");
+        if (pw.Rank != 4 || pw.Shape[2] != pw.Shape[3]) throw new ArgumentException($"patch_embed.proj.weight has shape {pw.ShapeString}, expected [D, C, p, p].");
+        int d = pw.Shape[0], p = pw.Shape[2];
+        var pos = Need("pos_embed");
+        if (pos.Rank != 3 || pos.Shape[2] != d) throw new ArgumentException($"pos_embed has shape {pos.ShapeString}, expected [1, N, {d}].");
+        int grid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - 1));
+        if (grid * grid + 1 != pos.Shape[1]) throw new ArgumentException($"pos_embed has {pos.Shape[1]} tokens: not 1 class token + a square grid.");
+        int depth = 0;
+        while (sd.ContainsKey($"blocks.{depth}.attn.qkv.weight")) depth++;
+        if (depth == 0) throw new ArgumentException("Checkpoint has no blocks.0.attn.qkv.weight.");
+        int mlp = Need("blocks.0.mlp.fc1.weight").Shape[0];
+        int classes = sd.TryGetValue("head.weight", out var hw) ? hw.Shape[0] : 0;
+        int h = heads ?? Math.Max(1, d / 64);
+        return new VitConfig { ImageSize = grid * p, PatchSize = p, InChannels = pw.Shape[1], Dim = d, Depth = depth, Heads = h, MlpDim = mlp, NumClasses = classes, LayerNormEps = layerNormEps };
+    }
+}
+
+/// <summary>How a pretrained checkpoint expects its images: timm's pretrained config as data.</summary>
+public sealed record PreprocessConfig
+{
+    public int InputSize { get; init; } = 224;
+    /// <summary>Resize the shorter side to floor(InputSize / CropFraction), then center-crop InputSize.</summary>
+    public double CropFraction { get; init; } = 0.9;
+    public Interpolation Interpolation { get; init; } = Interpolation.Bicubic;
+    public float[] Mean { get; init; } = [0.5f, 0.5f, 0.5f];
+    public float[] Std { get; init; } = [0.5f, 0.5f, 0.5f];
+
+    public static PreprocessConfig ImageNetDefault => new() { CropFraction = 0.875, Mean = [0.485f, 0.456f, 0.406f], Std = [0.229f, 0.224f, 0.225f] };
+}
+
+/// <summary>A known pretrained checkpoint: architecture, preprocessing, where it is published, licence.</summary>
+public sealed record PretrainedConfig(string Id, VitConfig Architecture, PreprocessConfig Preprocess, string HubRepo, string FileName, string License);

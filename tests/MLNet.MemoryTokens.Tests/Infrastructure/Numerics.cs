@@ -1,0 +1,68 @@
+using MLNet.MemoryTokens.IO;
+using Xunit;
+
+namespace MLNet.MemoryTokens.Tests;
+
+/// <summary>Comparison helpers for numeric tests: every failure names the tensor and its largest difference.</summary>
+public static class Numerics
+{
+    static readonly Dictionary<string, IReadOnlyDictionary<string, Tensor>> Cache = new();
+
+    /// <summary>A PyTorch dump from tests/fixtures/parity (written by reference/make_parity_fixtures.py).</summary>
+    public static IReadOnlyDictionary<string, Tensor> Parity(string file)
+    {
+        lock (Cache)
+        {
+            if (!Cache.TryGetValue(file, out var t))
+                Cache[file] = t = SafeTensorsFile.Read(TestPaths.Fixture("parity", file)).Tensors;
+            return t;
+        }
+    }
+
+    /// <summary>Asserts |a - e| ≤ atol + rtol·|e| elementwise; the message names the worst element.</summary>
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double atol, double rtol, string what)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: length {actual.Length}, expected {expected.Length}");
+        double worst = 0, worstAbs = 0; int at = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double diff = Math.Abs((double)actual[i] - expected[i]);
+            if (double.IsNaN(actual[i]) && !double.IsNaN(expected[i])) { at = i; worst = double.PositiveInfinity; break; }
+            double excess = diff / (atol + rtol * Math.Abs(expected[i]));
+            if (excess > worst) { worst = excess; worstAbs = diff; at = i; }
+        }
+        Assert.True(worst <= 1.0, $"{what}: max |diff| {worstAbs:G4} at [{at}] (expected {(at >= 0 ? expected[at] : 0):G6}, got {(at >= 0 ? actual[at] : 0):G6}); atol {atol}, rtol {rtol}");
+    }
+
+    public static double MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double m = 0;
+        for (int i = 0; i < a.Length; i++) m = Math.Max(m, Math.Abs((double)a[i] - b[i]));
+        return m;
+    }
+
+    public static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var rng = new Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
+        return x;
+    }
+
+    /// <summary>Central finite difference of a scalar loss with respect to x[i].</summary>
+    public static double FiniteDifference(float[] x, int i, Func<double> loss, float h)
+    {
+        float old = x[i];
+        x[i] = old + h; double up = loss();
+        x[i] = old - h; double down = loss();
+        x[i] = old;
+        return (up - down) / (2.0 * h);
+    }
+
+    public static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double s = 0;
+        for (int i = 0; i < a.Length; i++) s += (double)a[i] * b[i];
+        return s;
+    }
+}
