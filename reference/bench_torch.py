@@ -6,11 +6,15 @@ Prints one JSON object per line so the C# benchmark can read it, e.g.
   /usr/bin/python3 reference/bench_torch.py infer --threads 2 --batch 32 --image-size 224 --model path.safetensors
 PyTorch is a reference here, never a runtime dependency of the library.
 """
-import argparse, json, sys, time
+import argparse, json, resource, sys, time
 
 import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def timed(fn, min_seconds, warmup=1):
@@ -51,7 +55,7 @@ def bench_infer(args):
     with torch.no_grad():
         sec = timed(lambda: model(x), args.seconds)
     print(json.dumps({"bench": "infer", "batch": args.batch, "image_size": args.image_size, "seconds": sec,
-                      "images_per_second": args.batch / sec}), flush=True)
+                      "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def main():

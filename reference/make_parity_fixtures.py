@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io
-from vit_reference import VisionTransformer, resample_abs_pos_embed
+from vit_reference import VisionTransformer, forward_adapted, resample_abs_pos_embed
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "parity")
 
@@ -96,9 +96,45 @@ def vit():
     safetensors_io.save(os.path.join(OUT, "vit_random_io8.safetensors"), {"images": x8, "logits": logits8, "pos_embed": m8.pos_embed})
 
 
+def memory_tokens():
+    """Gradients of memory, class token and a new head under CE with label smoothing 0.1, plain and masked, and of every
+    weight under full fine-tuning, for the small random ViT of vit()."""
+    sd, _ = safetensors_io.load(os.path.join(OUT, "vit_random.safetensors"))
+    torch.manual_seed(11)
+    B, C, m, L, D = 3, 4, 3, 2, 32
+    x = torch.randn(B, 3, 16, 16)
+    labels = torch.tensor([2, 0, 3])
+    memory0 = torch.randn(L, m, D) * 0.5          # larger than the N(0, 0.02) init so the test sees real gradients
+    head_w0, head_b0 = torch.randn(C, D) * 0.3, torch.randn(C) * 0.1
+    out = {"images": x, "labels": labels.float(), "memory": memory0, "head.weight": head_w0, "head.bias": head_b0}
+    for variant, masked in (("plain", False), ("masked", True)):
+        model = VisionTransformer.from_state_dict(sd, num_heads=2)
+        memory = memory0.clone().requires_grad_()
+        cls = model.cls_token.detach().clone().requires_grad_()
+        hw, hb = head_w0.clone().requires_grad_(), head_b0.clone().requires_grad_()
+        logits = forward_adapted(model, x, memory, cls, masked, (hw, hb))
+        loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+        loss.backward()
+        out.update({f"{variant}.logits": logits, f"{variant}.loss": loss.reshape(1), f"{variant}.grad.memory": memory.grad,
+                    f"{variant}.grad.cls_token": cls.grad, f"{variant}.grad.head.weight": hw.grad, f"{variant}.grad.head.bias": hb.grad})
+    # full fine-tuning: every backbone weight trainable, new head, no memory
+    model = VisionTransformer.from_state_dict(sd, num_heads=2)
+    hw, hb = head_w0.clone().requires_grad_(), head_b0.clone().requires_grad_()
+    logits = forward_adapted(model, x, None, None, False, (hw, hb))
+    loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    loss.backward()
+    out.update({"full.logits": logits, "full.loss": loss.reshape(1), "full.grad.head.weight": hw.grad, "full.grad.head.bias": hb.grad})
+    for name, p in model.named_parameters():
+        if not name.startswith("head."):
+            out[f"full.grad.backbone.{name}"] = p.grad
+    # the masked model's original head is untouched: its logits equal the plain backbone's
+    safetensors_io.save(os.path.join(OUT, "memory_tokens.safetensors"), out)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     kernels()
     vit()
+    memory_tokens()
     print("wrote", sorted(os.listdir(OUT)))

@@ -124,3 +124,39 @@ def resample_abs_pos_embed(pos, new_grid, prefix=1):
 def load_timm_state_dict(path):
     tensors, _ = safetensors_io.load(path)
     return {k: torch.from_numpy(v) for k, v in tensors.items()}
+
+
+def forward_adapted(model, x, memory=None, cls=None, masked=False, head=None):
+    """Memory-token forward (Sandler et al. 2022), written with an explicit attention mask as the paper describes it.
+
+    memory [L, m, D] raw memory (normed by each layer's norm1, keys/values only, dropped after attention);
+    cls [1, 1, D] the task's class token (plain: replaces the backbone's; masked: an extra stream row);
+    masked: original rows attend only to original rows, the task row to all stream rows and the memory.
+    head (W [C, D], b [C]) applied to the final-norm task row. Returns logits."""
+    B = x.shape[0]
+    t = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
+    base_cls = model.cls_token if (cls is None or masked) else cls
+    t = torch.cat([base_cls.expand(B, -1, -1), t], 1) + model.pos_embed
+    N = t.shape[1]
+    if masked:
+        t = torch.cat([t, (cls + model.pos_embed[:, :1]).expand(B, -1, -1)], 1)
+    S = t.shape[1]
+    m = 0 if memory is None else memory.shape[1]
+    allowed = torch.ones(S, S + m, dtype=torch.bool)
+    if masked:
+        allowed[:N, N:] = False  # original rows never see task tokens
+    for i, blk in enumerate(model.blocks):
+        a = blk.attn
+        rows = blk.norm1(t)
+        if m:
+            rows = torch.cat([rows, blk.norm1(memory[i]).unsqueeze(0).expand(B, -1, -1)], 1)
+        qkv = a.qkv(rows).reshape(B, S + m, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0][:, :, :S], qkv[1], qkv[2]
+        scores = (q @ k.transpose(-2, -1)) * a.head_dim ** -0.5
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, S, -1)
+        t = t + a.proj(out)
+        t = t + blk.mlp(blk.norm2(t))
+    pooled = model.norm(t[:, N if masked else 0])
+    w, b = head
+    return pooled @ w.t() + b

@@ -1,1 +1,19 @@
-Console.WriteLine("x");
+using System.CommandLine;
+using MLNet.MemoryTokens.Cli.Commands;
+
+namespace MLNet.MemoryTokens.Cli;
+
+/// <summary>Entry point of the <c>mmt</c> tool.</summary>
+public static class Program
+{
+    public static int Main(string[] args) => Build().Parse(args).Invoke();
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("MLNet.MemoryTokens: run pretrained Vision Transformers and tune them with memory tokens or visual query tuning, in managed C#.");
+        root.Subcommands.Add(PredictCommand.Create());
+        root.Subcommands.Add(CheckParityCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        return root;
+    }
+}

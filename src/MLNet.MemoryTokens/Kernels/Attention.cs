@@ -2,17 +2,17 @@ using System.Buffers;
 
 namespace MLNet.MemoryTokens.Kernels;
 
-/// <summary>Fused multi-head scaled dot-product attention over a packed qkv buffer, forward and backward.</summary>
+/// <summary>Fused multi-head scaled dot-product attention over packed qkv rows, forward and backward.</summary>
 /// <remarks>
-/// Legend: B batch, S rows per sequence in the qkv buffer, H heads, d head dim, D = H·d.
-/// qkv is [B, S, 3D] in timm's layout (q | k | v, heads contiguous inside each). Queries are rows [q0, q0+Nq) of each
-/// sequence and keys/values rows [k0, k0+Nk): plain self-attention is (0, N, 0, N); memory tokens append m rows that are
-/// keys/values only, (0, N, 0, N+m); query tokens that only read are (N, T, 0, N). Each (batch, head) pair is one task;
-/// its [Nq, Nk] score matrix lives in a per-task buffer for just that task unless probabilities are kept for backward.
+/// Legend: B batch, H heads, d head dim, D = H·d; a qkv row is 3D wide (q | k | v, heads contiguous inside each: timm's layout).
+/// Queries are a run of rows of each sequence; keys/values are one or more <see cref="Segment"/>s, each a run of rows
+/// with its own batch stride — 0 for rows shared by every sample (memory tokens, computed once per step). The scores of
+/// one (batch, head) task, [Nq, Σ segment rows], live in a per-task buffer only for that task unless probabilities are
+/// kept for backward; segments fill adjacent score columns, so softmax runs over all keys at once.
 /// </remarks>
 public static unsafe class Attention
 {
-    /// <summary>Describes which rows of each sequence are queries and which are keys/values.</summary>
+    /// <summary>Which rows of a [B, S, 3D] qkv buffer are queries and which are keys/values (one contiguous key range).</summary>
     public readonly record struct Layout(int Batch, int SeqLen, int Heads, int HeadDim, int QueryStart, int Queries, int KeyStart, int Keys)
     {
         public int Dim => Heads * HeadDim;
@@ -28,6 +28,22 @@ public static unsafe class Attention
         }
     }
 
+    /// <summary>A run of key/value rows: <paramref name="Rows"/> rows of 3D floats starting at <paramref name="Qkv"/> (batch 0),
+    /// the next sample's rows <paramref name="BatchStride"/> floats further (0: shared by the whole batch).</summary>
+    internal readonly struct Segment(float* qkv, long batchStride, int rows)
+    {
+        public readonly float* Qkv = qkv;
+        public readonly long BatchStride = batchStride;
+        public readonly int Rows = rows;
+    }
+
+    /// <summary>Where a segment's key/value gradients go: same shape as its rows; batch stride never 0 (no two tasks write the same floats).</summary>
+    internal readonly struct GradSegment(float* dQkv, long batchStride)
+    {
+        public readonly float* DQkv = dQkv;
+        public readonly long BatchStride = batchStride;
+    }
+
     /// <summary>out[b, i, h·d:(h+1)·d] = softmax(q_i·Kᵀ/√d) V for every batch b and head h.</summary>
     /// <param name="output">[B, Nq, D]</param>
     /// <param name="probs">[B, H, Nq, Nk] kept for backward, or empty at inference.</param>
@@ -40,44 +56,14 @@ public static unsafe class Attention
         bool keep = !probs.IsEmpty;
         if (keep && probs.Length < (long)layout.Batch * layout.Heads * nq * nk) throw new ArgumentException("Attention probs buffer too small.");
         fixed (float* po = output) fixed (float* pp = probs) fixed (float* pq = qkv)
-            ForwardAll(po, keep ? pp : null, pq, layout);
-    }
-
-    static void ForwardAll(float* output, float* probs, float* qkv, Layout l)
-    {
-        int nq = l.Queries, nk = l.Keys, D = l.Dim, hd = l.HeadDim, row = 3 * D;
-        float scale = l.Scale;
-        Parallelism.For(0, l.Batch * l.Heads, task =>
         {
-            int b = task / l.Heads, h = task % l.Heads;
-            float* seq = qkv + (long)b * l.SeqLen * row;
-            float* q = seq + (long)l.QueryStart * row + h * hd;
-            float* k = seq + (long)l.KeyStart * row + D + h * hd;
-            float* v = seq + (long)l.KeyStart * row + 2 * D + h * hd;
-            float* o = output + (long)b * nq * D + h * hd;
-            float[]? rented = probs == null ? ArrayPool<float>.Shared.Rent(nq * nk) : null;
-            try
-            {
-                fixed (float* scratch = rented)
-                {
-                    float* p = probs != null ? probs + (long)task * nq * nk : scratch;
-                    // S = Q Kᵀ            [Nq, Nk]
-                    Gemm.Multiply(false, true, nq, nk, hd, q, row, k, row, p, nk, 0f, parallel: false);
-                    // P = softmax(S / √d)  row-wise, in place
-                    for (int i = 0; i < nq; i++)
-                    {
-                        var pr = new Span<float>(p + (long)i * nk, nk);
-                        Softmax.RowForward(pr, pr, scale);
-                    }
-                    // O = P V             [Nq, d] into the head's columns of out
-                    Gemm.Multiply(false, false, nq, hd, nk, p, nk, v, row, o, D, 0f, parallel: false);
-                }
-            }
-            finally { if (rented != null) ArrayPool<float>.Shared.Return(rented); }
-        });
+            long seq = (long)layout.SeqLen * 3 * D;
+            var keys = new[] { new Segment(pq + (long)layout.KeyStart * 3 * D, seq, nk) };
+            Forward(po, (long)nq * D, D, keep ? pp : null, pq + (long)layout.QueryStart * 3 * D, seq, nq, keys, layout.Batch, layout.Heads, layout.HeadDim);
+        }
     }
 
-    /// <summary>Backward of <see cref="Forward"/>: accumulates into the q, k and v parts of dQkv.</summary>
+    /// <summary>Backward of <see cref="Forward(Span{float}, Span{float}, ReadOnlySpan{float}, Layout)"/>: accumulates into the q, k and v parts of dQkv.</summary>
     /// <param name="dQkv">[B, S, 3D] accumulated into (rows outside the layout's query/key ranges untouched).</param>
     /// <param name="dOutput">[B, Nq, D]</param>
     /// <param name="probs">[B, H, Nq, Nk] saved by Forward.</param>
@@ -86,45 +72,113 @@ public static unsafe class Attention
     {
         layout.Validate(qkv.Length);
         layout.Validate(dQkv.Length);
-        int nq = layout.Queries, nk = layout.Keys;
-        if (dOutput.Length < (long)layout.Batch * nq * layout.Dim) throw new ArgumentException("Attention dOutput too small.");
+        int nq = layout.Queries, nk = layout.Keys, D = layout.Dim;
+        if (dOutput.Length < (long)layout.Batch * nq * D) throw new ArgumentException("Attention dOutput too small.");
         if (probs.Length < (long)layout.Batch * layout.Heads * nq * nk) throw new ArgumentException("Attention probs too small: run Forward with a probs buffer.");
         fixed (float* pdq = dQkv) fixed (float* pdo = dOutput) fixed (float* pp = probs) fixed (float* pq = qkv)
-            BackwardAll(pdq, pdo, pp, pq, layout);
+        {
+            long seq = (long)layout.SeqLen * 3 * D, k0 = (long)layout.KeyStart * 3 * D, q0 = (long)layout.QueryStart * 3 * D;
+            var keys = new[] { new Segment(pq + k0, seq, nk) };
+            var dKeys = new[] { new GradSegment(pdq + k0, seq) };
+            Backward(pdq + q0, seq, pdo, (long)nq * D, D, pp, pq + q0, seq, nq, keys, dKeys, layout.Batch, layout.Heads, layout.HeadDim);
+        }
     }
 
-    static void BackwardAll(float* dQkv, float* dOutput, float* probs, float* qkv, Layout l)
+    /// <summary>Segmented forward. q: query rows (batch stride qStride, row stride 3D); out: rows of D floats at row stride outRow.</summary>
+    internal static void Forward(float* output, long outBatchStride, int outRow, float* probs, float* q, long qBatchStride, int nq,
+        Segment[] keys, int batch, int heads, int hd)
     {
-        int nq = l.Queries, nk = l.Keys, D = l.Dim, hd = l.HeadDim, row = 3 * D;
-        float scale = l.Scale;
-        Parallelism.For(0, l.Batch * l.Heads, task =>
+        int D = heads * hd, row = 3 * D, nk = 0;
+        foreach (var s in keys) nk += s.Rows;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (nq == 0) return;
+        Parallelism.For(0, batch * heads, task =>
         {
-            int b = task / l.Heads, h = task % l.Heads;
-            long seqOff = (long)b * l.SeqLen * row;
-            long qOff = seqOff + (long)l.QueryStart * row + h * hd;
-            long kOff = seqOff + (long)l.KeyStart * row + D + h * hd;
-            long vOff = seqOff + (long)l.KeyStart * row + 2 * D + h * hd;
-            float* dO = dOutput + (long)b * nq * D + h * hd;
+            int b = task / heads, h = task % heads;
+            float* qp = q + b * qBatchStride + h * hd;
+            float* o = output + b * outBatchStride + h * hd;
+            float[]? rented = probs == null ? ArrayPool<float>.Shared.Rent(nq * nk) : null;
+            try
+            {
+                fixed (float* scratch = rented)
+                {
+                    float* p = probs != null ? probs + (long)task * nq * nk : scratch;
+                    // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
+                    int col = 0;
+                    foreach (var s in keys)
+                    {
+                        Gemm.Multiply(false, true, nq, s.Rows, hd, qp, row, s.Qkv + b * s.BatchStride + D + h * hd, row, p + col, nk, 0f, parallel: false);
+                        col += s.Rows;
+                    }
+                    // P = softmax(S / √d) over all keys, row by row, in place
+                    for (int i = 0; i < nq; i++)
+                    {
+                        var pr = new Span<float>(p + (long)i * nk, nk);
+                        Softmax.RowForward(pr, pr, scale);
+                    }
+                    // O = Σ_seg P_seg V_seg                                  [Nq, d] into the head's columns
+                    col = 0;
+                    foreach (var s in keys)
+                    {
+                        Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.Qkv + b * s.BatchStride + 2 * D + h * hd, row, o, outRow, col == 0 ? 0f : 1f, parallel: false);
+                        col += s.Rows;
+                    }
+                }
+            }
+            finally { if (rented != null) ArrayPool<float>.Shared.Return(rented); }
+        });
+    }
+
+    /// <summary>Segmented backward: dq (rows like q) and each segment's dk/dv accumulate; probs as saved by Forward.</summary>
+    internal static void Backward(float* dq, long dqBatchStride, float* dOutput, long dOutBatchStride, int outRow, float* probs,
+        float* q, long qBatchStride, int nq, Segment[] keys, GradSegment[] dKeys, int batch, int heads, int hd)
+    {
+        int D = heads * hd, row = 3 * D, nk = 0;
+        foreach (var s in keys) nk += s.Rows;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (nq == 0) return;
+        Parallelism.For(0, batch * heads, task =>
+        {
+            int b = task / heads, h = task % heads;
+            float* qp = q + b * qBatchStride + h * hd;
+            float* dqp = dq + b * dqBatchStride + h * hd;
+            float* dO = dOutput + b * dOutBatchStride + h * hd;
             float* p = probs + (long)task * nq * nk;
             float[] rented = ArrayPool<float>.Shared.Rent(nq * nk);
             try
             {
                 fixed (float* dS = rented)
                 {
-                    // forward: O = P V      → dV += Pᵀ dO          [Nk, d]
-                    Gemm.Multiply(true, false, nk, hd, nq, p, nk, dO, D, dQkv + vOff, row, 1f, parallel: false);
-                    // forward: O = P V      → dP = dO Vᵀ           [Nq, Nk]
-                    Gemm.Multiply(false, true, nq, nk, hd, dO, D, qkv + vOff, row, dS, nk, 0f, parallel: false);
+                    int col = 0;
+                    for (int si = 0; si < keys.Length; si++)
+                    {
+                        var s = keys[si];
+                        float* v = s.Qkv + b * s.BatchStride + 2 * D + h * hd;
+                        float* dv = dKeys[si].DQkv + b * dKeys[si].BatchStride + 2 * D + h * hd;
+                        // forward: O = P V   → dV += Pᵀ dO                     [Nk_seg, d]
+                        Gemm.Multiply(true, false, s.Rows, hd, nq, p + col, nk, dO, outRow, dv, row, 1f, parallel: false);
+                        // forward: O = P V   → dP = dO Vᵀ                      [Nq, Nk_seg]
+                        Gemm.Multiply(false, true, nq, s.Rows, hd, dO, outRow, v, row, dS + col, nk, 0f, parallel: false);
+                        col += s.Rows;
+                    }
                     // forward: P = softmax(S/√d) → dS = P ⊙ (dP − Σ dP⊙P) / √d, in place
                     for (int i = 0; i < nq; i++)
                     {
                         var ds = new Span<float>(dS + (long)i * nk, nk);
                         Softmax.RowBackward(ds, new ReadOnlySpan<float>(p + (long)i * nk, nk), ds, scale);
                     }
-                    // forward: S = Q Kᵀ     → dQ += dS K            [Nq, d]
-                    Gemm.Multiply(false, false, nq, hd, nk, dS, nk, qkv + kOff, row, dQkv + qOff, row, 1f, parallel: false);
-                    //                         dK += dSᵀ Q           [Nk, d]
-                    Gemm.Multiply(true, false, nk, hd, nq, dS, nk, qkv + qOff, row, dQkv + kOff, row, 1f, parallel: false);
+                    col = 0;
+                    for (int si = 0; si < keys.Length; si++)
+                    {
+                        var s = keys[si];
+                        float* k = s.Qkv + b * s.BatchStride + D + h * hd;
+                        float* dk = dKeys[si].DQkv + b * dKeys[si].BatchStride + D + h * hd;
+                        // forward: S = Q Kᵀ → dQ += dS K                       [Nq, d]
+                        Gemm.Multiply(false, false, nq, hd, s.Rows, dS + col, nk, k, row, dqp, row, 1f, parallel: false);
+                        //                      dK += dSᵀ Q                      [Nk_seg, d]
+                        Gemm.Multiply(true, false, s.Rows, hd, nq, dS + col, nk, qp, row, dk, row, 1f, parallel: false);
+                        col += s.Rows;
+                    }
                 }
             }
             finally { ArrayPool<float>.Shared.Return(rented); }

@@ -3,50 +3,45 @@ using System.Runtime.Intrinsics;
 
 namespace MLNet.MemoryTokens.Kernels;
 
-/// <summary>Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)), forward and backward; erf by Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7).</summary>
+/// <summary>Exact GELU, x·Φ(x) = ½·x·erfc(−x/√2), forward and backward.</summary>
+/// <remarks>erfc by the Chebyshev fit of Numerical Recipes (erfcc: relative error below 1.2e-7 everywhere). Writing Φ through
+/// erfc rather than 1 + erf keeps the negative tail accurate, where 1 + erf is tiny and an absolute-error erf loses digits.</remarks>
 public static unsafe class Gelu
 {
     const float InvSqrt2 = 0.70710678118654752f;
     const float InvSqrt2Pi = 0.39894228040143268f;
-    // A&S 7.1.26: erf(x) = 1 - (a1 t + a2 t² + a3 t³ + a4 t⁴ + a5 t⁵) e^{-x²}, t = 1 / (1 + p x), x ≥ 0.
-    const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
+    const float C0 = -1.26551223f, C1 = 1.00002368f, C2 = 0.37409196f, C3 = 0.09678418f, C4 = -0.18628806f,
+                C5 = 0.27886807f, C6 = -1.13520398f, C7 = 1.48851587f, C8 = -0.82215223f, C9 = 0.17087277f;
 
-    /// <summary>erf(x) in single precision, the scalar twin of the vector path.</summary>
-    public static float Erf(float x)
+    /// <summary>erfc(z) in single precision, the scalar twin of the vector path.</summary>
+    public static float Erfc(float z)
     {
-        float ax = MathF.Abs(x);
-        float t = 1f / (1f + P * ax);
-        float poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
-        float y = 1f - poly * MathF.Exp(-ax * ax);
-        return MathF.CopySign(y, x);
+        float az = MathF.Abs(z);
+        float t = 1f / (1f + 0.5f * az);
+        float poly = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * (C8 + t * C9))))))));
+        float r = t * MathF.Exp(-az * az + poly);
+        return z >= 0 ? r : 2f - r;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Erf(Vector512<float> x)
-    {
-        var ax = Vector512.Abs(x);
-        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(P) * ax);
-        var poly = Vector512.FusedMultiplyAdd(Vector512.Create(A5), t, Vector512.Create(A4));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(A3));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(A2));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(A1));
-        poly *= t;
-        var y = Vector512<float>.One - poly * Vector512.Exp(-(ax * ax));
-        return Vector512.CopySign(y, x);
-    }
+    /// <summary>erf(x) = 1 − erfc(x).</summary>
+    public static float Erf(float x) => 1f - Erfc(x);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Erf(Vector256<float> x)
+    static Vector512<float> Erfc(Vector512<float> z)
     {
-        var ax = Vector256.Abs(x);
-        var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(P) * ax);
-        var poly = Vector256.FusedMultiplyAdd(Vector256.Create(A5), t, Vector256.Create(A4));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(A3));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(A2));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(A1));
-        poly *= t;
-        var y = Vector256<float>.One - poly * Vector256.Exp(-(ax * ax));
-        return Vector256.CopySign(y, x);
+        var az = Vector512.Abs(z);
+        var t = Vector512<float>.One / Vector512.FusedMultiplyAdd(Vector512.Create(0.5f), az, Vector512<float>.One);
+        var poly = Vector512.FusedMultiplyAdd(Vector512.Create(C9), t, Vector512.Create(C8));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C7));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C6));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C5));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C4));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C3));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C2));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C1));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C0));
+        var r = t * Vector512.Exp(poly - az * az);
+        return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(z, Vector512<float>.Zero), r, Vector512.Create(2f) - r);
     }
 
     /// <summary>out = gelu(inp), element-wise; out may alias inp.</summary>
@@ -70,18 +65,12 @@ public static unsafe class Gelu
             for (; i <= n - 16; i += 16)
             {
                 var x = Vector512.Load(input + i);
-                (Vector512.Create(0.5f) * x * (Vector512<float>.One + Erf(x * Vector512.Create(InvSqrt2)))).Store(output + i);
-            }
-        else if (Vector256.IsHardwareAccelerated)
-            for (; i <= n - 8; i += 8)
-            {
-                var x = Vector256.Load(input + i);
-                (Vector256.Create(0.5f) * x * (Vector256<float>.One + Erf(x * Vector256.Create(InvSqrt2)))).Store(output + i);
+                (Vector512.Create(0.5f) * x * Erfc(x * Vector512.Create(-InvSqrt2))).Store(output + i);
             }
         for (; i < n; i++)
         {
             float x = input[i];
-            output[i] = 0.5f * x * (1f + Erf(x * InvSqrt2));
+            output[i] = 0.5f * x * Erfc(-x * InvSqrt2);
         }
     }
 
@@ -105,7 +94,7 @@ public static unsafe class Gelu
             for (; i <= n - 16; i += 16)
             {
                 var x = Vector512.Load(input + i);
-                var cdf = Vector512.Create(0.5f) * (Vector512<float>.One + Erf(x * Vector512.Create(InvSqrt2)));
+                var cdf = Vector512.Create(0.5f) * Erfc(x * Vector512.Create(-InvSqrt2));
                 var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
                 var grad = Vector512.FusedMultiplyAdd(x, pdf, cdf);
                 Vector512.FusedMultiplyAdd(grad, Vector512.Load(dOutput + i), Vector512.Load(dInput + i)).Store(dInput + i);
@@ -113,7 +102,7 @@ public static unsafe class Gelu
         for (; i < n; i++)
         {
             float x = input[i];
-            float cdf = 0.5f * (1f + Erf(x * InvSqrt2));
+            float cdf = 0.5f * Erfc(-x * InvSqrt2);
             float pdf = InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
             dInput[i] += (cdf + x * pdf) * dOutput[i];
         }

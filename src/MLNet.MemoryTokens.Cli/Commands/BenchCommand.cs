@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Cli.Commands;
+
+/// <summary><c>mmt bench</c>: our figures and PyTorch's for the same work, from one run, with ratios.</summary>
+/// <remarks>PyTorch runs as a child process (reference/bench_torch.py with the given python, Debian's python3-torch);
+/// both sides use the same thread count, shapes and timing rule (median of repeated runs after a warm-up).</remarks>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Benchmark against PyTorch side by side: 'infer' (ViT forward) or 'gemm' (ViT-Ti linear-layer shapes).");
+        cmd.Subcommands.Add(Infer());
+        cmd.Subcommands.Add(GemmBench());
+        return cmd;
+    }
+
+    sealed record Shared(Option<int> Threads, Option<double> Seconds, Option<string> Python, Option<string?> Script, Option<bool> NoTorch);
+
+    static Shared AddShared(Command cmd)
+    {
+        var s = new Shared(
+            new Option<int>("--threads") { Description = "Threads for both sides.", DefaultValueFactory = _ => 2 },
+            new Option<double>("--seconds") { Description = "Minimum timed seconds per figure.", DefaultValueFactory = _ => 5 },
+            new Option<string>("--python") { Description = "Python with torch (Debian python3-torch).", DefaultValueFactory = _ => "/usr/bin/python3" },
+            new Option<string?>("--torch-script") { Description = "Path of reference/bench_torch.py (default: found from the current folder upwards)." },
+            new Option<bool>("--no-torch") { Description = "Only our figures." });
+        cmd.Options.Add(s.Threads); cmd.Options.Add(s.Seconds); cmd.Options.Add(s.Python); cmd.Options.Add(s.Script); cmd.Options.Add(s.NoTorch);
+        return s;
+    }
+
+    static Command Infer()
+    {
+        var cmd = new Command("infer", "ViT forward pass throughput (images/s).");
+        var s = AddShared(cmd);
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape: same compute)." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        cmd.Options.Add(model); cmd.Options.Add(batch); cmd.Options.Add(size);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int threads = r.GetValue(s.Threads), b = r.GetValue(batch), px = r.GetValue(size);
+            double seconds = r.GetValue(s.Seconds);
+            Parallelism.Threads = threads;
+            var vit = r.GetValue(model) is string m
+                ? Backbone.Load(m, new BackboneOptions { ImageSize = px }).Model
+                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px }, seed: 1);
+            var x = new Tensor([b, 3, px, px]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            double sec = Timing.Median(() => vit.Forward(x), seconds);
+            var ours = new Dictionary<string, double> { ["images_per_second"] = b / sec, ["seconds"] = sec, ["peak_rss_mb"] = Timing.PeakRssMb() };
+            Console.WriteLine($"ViT forward, D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {threads} threads, {Environment.ProcessorCount} cores, Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
+            var torch = r.GetValue(s.NoTorch) ? null : RunTorch(r, s, ["infer", "--batch", b.ToString(), "--image-size", px.ToString(), .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).FirstOrDefault();
+            Report.Print([("images/s", ours["images_per_second"], torch?.GetValueOrDefault("images_per_second"), true),
+                          ("ms per batch", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
+                          ("peak RSS MB", ours["peak_rss_mb"], torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command GemmBench()
+    {
+        var cmd = new Command("gemm", "SGEMM GFLOP/s at ViT-Ti/16's linear-layer shapes (batch 32), y = x·Wᵀ.");
+        var s = AddShared(cmd);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            Parallelism.Threads = r.GetValue(s.Threads);
+            double seconds = r.GetValue(s.Seconds);
+            var torch = r.GetValue(s.NoTorch) ? [] : RunTorch(r, s, ["gemm"]);
+            Console.WriteLine($"SGEMM, {Parallelism.Threads} threads, kernel {Gemm.DefaultKernel}; GFLOP/s, ours with weights packed per call (as PyTorch) and packed once (as our frozen backbone)");
+            var rows = new List<(string, double, double?, bool)>();
+            foreach (var (name, m, n, k) in new[] { ("qkv", 6304, 576, 192), ("proj", 6304, 192, 192), ("fc1", 6304, 768, 192), ("fc2", 6304, 192, 768) })
+            {
+                var a = new float[m * k]; var w = new float[n * k]; var c = new float[m * n];
+                var rng = new Random(1);
+                for (int i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble() - 0.5f;
+                for (int i = 0; i < w.Length; i++) w[i] = (float)rng.NextDouble() - 0.5f;
+                double flop = 2.0 * m * n * k;
+                double perCall = Timing.Median(() => Gemm.Multiply(false, true, m, n, k, a, k, w, k, c, n), seconds);
+                var packed = Gemm.Pack(true, k, n, w, k);
+                double once = Timing.Median(() => Gemm.Multiply(false, m, a, k, packed, c, n), seconds);
+                double? theirs = torch.FirstOrDefault(t => t.TryGetValue("m", out var tm) && (int)tm == m && (int)t["n"] == n && (int)t["k"] == k)?["gflops"];
+                rows.Add(($"{name} {m}x{n}x{k}", flop / perCall / 1e9, theirs, true));
+                rows.Add(($"{name} packed once", flop / once / 1e9, theirs, true));
+            }
+            Report.Print(rows);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static List<Dictionary<string, double>> RunTorch(ParseResult r, Shared s, string[] args)
+    {
+        string script = r.GetValue(s.Script) ?? FindScript("reference/bench_torch.py");
+        var psi = new ProcessStartInfo(r.GetValue(s.Python)!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(script);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(r.GetValue(s.Threads).ToString());
+        psi.ArgumentList.Add("--seconds"); psi.ArgumentList.Add(r.GetValue(s.Seconds).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (Exception e) { throw new InvalidOperationException($"Could not start '{psi.FileName}' for the PyTorch side ({e.Message}); install python3-torch or pass --no-torch."); }
+        var stderr = p.StandardError.ReadToEndAsync();
+        var lines = new List<Dictionary<string, double>>();
+        while (p.StandardOutput.ReadLine() is string line)
+        {
+            if (!line.StartsWith('{')) continue;
+            var doc = JsonDocument.Parse(line).RootElement;
+            lines.Add(doc.EnumerateObject().Where(e => e.Value.ValueKind == JsonValueKind.Number).ToDictionary(e => e.Name, e => e.Value.GetDouble()));
+        }
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"PyTorch benchmark failed (exit {p.ExitCode}): {stderr.Result.Trim()}");
+        return lines;
+    }
+
+    internal static string FindScript(string relative)
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
+        throw new FileNotFoundException($"Could not find {relative} above the current folder; pass --torch-script.");
+    }
+}
+
+/// <summary>Timing and memory figures measured the same way on our side as reference/bench_torch.py does on PyTorch's.</summary>
+internal static class Timing
+{
+    /// <summary>Median seconds of repeated calls after one warm-up, running for at least <paramref name="minSeconds"/> and 3 calls.</summary>
+    public static double Median(Action action, double minSeconds)
+    {
+        action();
+        var times = new List<double>();
+        var total = Stopwatch.StartNew();
+        do
+        {
+            var sw = Stopwatch.StartNew();
+            action();
+            times.Add(sw.Elapsed.TotalSeconds);
+        } while (total.Elapsed.TotalSeconds < minSeconds || times.Count < 3);
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    /// <summary>Peak resident set of this process (VmHWM), MB.</summary>
+    public static double PeakRssMb()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:")) return double.Parse(line[6..].Trim().Split(' ')[0]) / 1024.0;
+        }
+        catch (IOException) { }
+        return Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
+    }
+}
+
+/// <summary>Prints figure rows as a table: ours, PyTorch's, and ours/PyTorch (or PyTorch/ours where lower is better).</summary>
+internal static class Report
+{
+    public static void Print(IEnumerable<(string Name, double Ours, double? Torch, bool HigherIsBetter)> rows)
+    {
+        Console.WriteLine($"{"figure",-28} {"ours",12} {"PyTorch",12} {"speed-up",9}");
+        foreach (var (name, ours, torch, higher) in rows)
+        {
+            string ratio = torch is double t && t > 0 && ours > 0 ? $"{(higher ? ours / t : t / ours):F2}x" : "-";
+            Console.WriteLine($"{name,-28} {ours,12:F1} {(torch is double tt ? tt.ToString("F1") : "-"),12} {ratio,9}");
+        }
+    }
+}

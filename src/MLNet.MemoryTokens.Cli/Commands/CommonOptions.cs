@@ -1,0 +1,35 @@
+using System.CommandLine;
+using MLNet.MemoryTokens.Kernels;
+
+namespace MLNet.MemoryTokens.Cli.Commands;
+
+/// <summary>Options several commands share, defined once.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Model() => new("--model", "-m")
+    {
+        Description = "Checkpoint path (.safetensors with timm or Hugging Face names, or big_vision .npz) or a timm model id (downloaded to the cache).",
+        Required = true,
+    };
+
+    public static Option<int?> Threads() => new("--threads") { Description = "Compute threads (default: all cores)." };
+
+    public static Option<bool> Json() => new("--json") { Description = "One JSON object per line instead of a table." };
+
+    public static void ApplyThreads(int? threads)
+    {
+        if (threads is int t) Parallelism.Threads = t;
+    }
+
+    /// <summary>Runs a command body, turning expected failures into one clear line on stderr and exit code 1.</summary>
+    public static int Run(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidDataException or UnauthorizedAccessException or NotSupportedException
+                                  or MLNet.MemoryTokens.IO.CheckpointException or MLNet.MemoryTokens.Imaging.ImageDecodeException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using System.Text.Json;
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Cli.Commands;
+
+/// <summary><c>mmt predict</c>: top-k classes of each image under a pretrained checkpoint.</summary>
+internal static class PredictCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var labels = new Option<FileInfo?>("--labels") { Description = "Class names, one per line in class-index order." };
+        var topK = new Option<int>("--top-k") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 5 };
+        var batch = new Option<int>("--batch") { Description = "Images per forward pass.", DefaultValueFactory = _ => 32 };
+        var imageSize = new Option<int?>("--image-size") { Description = "Run at this input size (position embedding resampled)." };
+        var json = CommonOptions.Json();
+        var threads = CommonOptions.Threads();
+        var images = new Argument<string[]>("images") { Description = "Image files or folders (JPEG, PNG, BMP, PPM/PGM).", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("predict", "Print the top-k classes of each image.") { model, labels, topK, batch, imageSize, json, threads, images };
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            CommonOptions.ApplyThreads(r.GetValue(threads));
+            int k = r.GetValue(topK);
+            if (k < 1) throw new ArgumentException($"--top-k must be at least 1, got {k}.");
+            int batchSize = r.GetValue(batch);
+            if (batchSize < 1) throw new ArgumentException($"--batch must be at least 1, got {batchSize}.");
+            var files = ImageFiles.Expand(r.GetValue(images)!);
+            if (files.Count == 0) throw new ArgumentException("No image files found in the given folders.");
+            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize) });
+            var names = LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses);
+            return Predict(backbone, files, names, k, batchSize, r.GetValue(json));
+        }));
+        return cmd;
+    }
+
+    internal static string[]? LoadLabels(FileInfo? file, int classes)
+    {
+        if (file is null) return null;
+        if (!file.Exists) throw new FileNotFoundException($"Labels file '{file.FullName}' does not exist.", file.FullName);
+        var lines = File.ReadAllLines(file.FullName).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        if (classes > 0 && lines.Length != classes)
+            throw new ArgumentException($"Labels file '{file.FullName}' has {lines.Length} names but the model has {classes} classes.");
+        return lines;
+    }
+
+    static int Predict(Backbone backbone, List<string> files, string[]? labels, int k, int batchSize, bool json)
+    {
+        int failures = 0;
+        if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; predict needs one.");
+        if (!json) Console.WriteLine($"{"file",-40} {"rank",4} {"class",6} {"probability",11}  label");
+        for (int start = 0; start < files.Count; start += batchSize)
+        {
+            var chunk = files.Skip(start).Take(batchSize).ToList();
+            var decoded = new RgbImage?[chunk.Count];
+            var errors = new string?[chunk.Count];
+            MLNet.MemoryTokens.Kernels.Parallelism.For(0, chunk.Count, i =>
+            {
+                try { decoded[i] = ImageDecoder.Load(chunk[i]); }
+                catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException) { errors[i] = e.Message; }
+            });
+            var ok = Enumerable.Range(0, chunk.Count).Where(i => decoded[i] is not null).ToList();
+            foreach (var i in Enumerable.Range(0, chunk.Count).Where(i => errors[i] is not null))
+            {
+                failures++;
+                Console.Error.WriteLine($"error: {errors[i]}");
+            }
+            if (ok.Count == 0) continue;
+            var x = backbone.PreprocessImages(ok.Select(i => decoded[i]!).ToList());
+            var logits = backbone.Model.Forward(x);
+            int classes = logits.Shape[1];
+            for (int j = 0; j < ok.Count; j++)
+            {
+                var probs = Classification.Softmax(logits.Data.AsSpan(j * classes, classes));
+                var top = Classification.TopK(probs, k);
+                string file = chunk[ok[j]];
+                if (json)
+                    Console.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        file,
+                        top = top.Select(t => new { index = t, label = labels?[t] ?? $"class {t}", probability = probs[t] }),
+                    }));
+                else
+                    for (int rank = 0; rank < top.Length; rank++)
+                        Console.WriteLine($"{(rank == 0 ? Shorten(file, 40) : ""),-40} {rank + 1,4} {top[rank],6} {probs[top[rank]],11:F4}  {labels?[top[rank]] ?? ""}");
+            }
+        }
+        return failures == 0 ? 0 : 1;
+    }
+
+    static string Shorten(string path, int width) => path.Length <= width ? path : "…" + path[^(width - 1)..];
+}

@@ -1,0 +1,223 @@
+using System.Numerics.Tensors;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Tuning;
+
+/// <summary>A named trainable tensor and its gradient (accumulated by backward, cleared by the trainer).</summary>
+public sealed record TrainableParameter(string Name, Tensor Value, Tensor Grad);
+
+/// <summary>A frozen (or, for full fine-tuning, trainable) backbone plus the trainable parts of one adaptation:
+/// per-layer memory tokens, a class token, a new head. Training forward keeps activations; backward fills gradients.</summary>
+/// <remarks>
+/// Stream layout per sample, S rows of width D: the N original tokens (class token first, then patches), and in the
+/// attention-masked variant one more row, the task's own class token. Memory tokens are never stream rows: each layer
+/// normalises its memory [m, D] with LN1, projects it to keys/values once per step, and lets the groups that name it read it.
+/// Plain memory (Sandler et al. §3.1): every original row reads the memory; the trainable class token replaces the
+/// backbone's. Masked (§3.2): original rows read only original rows (the pretrained outputs are untouched); the task row
+/// reads the originals, itself and its memory. The head reads the final-norm task row (row 0 plain, row N masked).
+/// </remarks>
+public sealed class AdaptedVit
+{
+    public VisionTransformer Backbone { get; }
+    public int MemoryTokens { get; }
+    public bool Masked { get; }
+    public bool TrainClassToken { get; }
+    public bool FullFineTune { get; }
+    public int NumClasses { get; }
+
+    /// <summary>[L, m, D] per-layer memory, or null when m = 0.</summary>
+    public Tensor? Memory { get; }
+    /// <summary>[1, 1, D] the task's class token (a copy of the backbone's at start), or null when it is not trained (plain variant).</summary>
+    public Tensor? ClassToken { get; }
+    /// <summary>[C, D] and [C]: the new head on the final-norm class token.</summary>
+    public Tensor HeadWeight { get; }
+    public Tensor HeadBias { get; }
+
+    /// <summary>Everything the optimizer updates, with gradients.</summary>
+    public IReadOnlyList<TrainableParameter> Parameters => _parameters;
+    readonly List<TrainableParameter> _parameters = new();
+    readonly Dictionary<string, BlockGrads> _blockGrads = new();
+
+    VitConfig C => Backbone.Config;
+    int StreamRows => C.NumTokens + (Masked ? 1 : 0);
+    int PooledRow => Masked ? C.NumTokens : 0;
+
+    public AdaptedVit(VisionTransformer backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int seed)
+    {
+        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "A task needs at least one class.");
+        if (memoryTokens < 0) throw new ArgumentOutOfRangeException(nameof(memoryTokens), memoryTokens, "Memory tokens cannot be negative.");
+        if (masked && fullFineTune) throw new ArgumentException("The attention-masked variant keeps the backbone frozen; it cannot be combined with full fine-tuning.");
+        Backbone = backbone; NumClasses = numClasses; MemoryTokens = memoryTokens; Masked = masked; FullFineTune = fullFineTune;
+        TrainClassToken = trainClassToken || masked;   // a masked task always has its own class token
+        var rng = new Random(seed);
+        int d = C.Dim;
+        if (memoryTokens > 0)
+        {
+            Memory = new Tensor([C.Depth, memoryTokens, d]);
+            for (int i = 0; i < Memory.Length; i++) Memory.Data[i] = (float)(VisionTransformer.Gaussian(rng) * 0.02); // N(0, 0.02) as the paper
+            Add("memory", Memory);
+        }
+        if (TrainClassToken && !fullFineTune)
+        {
+            ClassToken = Backbone.ClassToken.Clone();
+            Add("cls_token", ClassToken);
+        }
+        HeadWeight = new Tensor([numClasses, d]);
+        HeadBias = new Tensor([numClasses]);
+        // timm's reset_classifier: trunc-normal(0.02)-like weights, zero bias
+        for (int i = 0; i < HeadWeight.Length; i++) HeadWeight.Data[i] = (float)Math.Clamp(VisionTransformer.Gaussian(rng) * 0.02, -0.04, 0.04);
+        Add("head.weight", HeadWeight);
+        Add("head.bias", HeadBias);
+        if (fullFineTune)
+        {
+            foreach (var (name, t) in Backbone.Parameters)
+                if (!name.StartsWith("head.", StringComparison.Ordinal)) Add("backbone." + name, t);
+            foreach (var block in Backbone.Blocks) _blockGrads[$"blocks.{block.Index}."] = new BlockGrads(C);
+        }
+    }
+
+    void Add(string name, Tensor t) => _parameters.Add(new TrainableParameter(name, t, new Tensor(t.Shape)));
+
+    /// <summary>Trainable parameter count (what an adapter file holds, or every weight for full fine-tuning).</summary>
+    public long TrainableCount => _parameters.Sum(p => (long)p.Value.Length);
+
+    // ---------------------------------------------------------------- forward / backward
+
+    sealed class Tape
+    {
+        public int Batch = -1;
+        public float[] X = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [], Logits = [];
+        public BlockTape[] Blocks = [];
+        public BackwardScratch Scratch = new();
+    }
+    Tape? _tape;
+    bool _taped;
+
+    AttentionGroup[] Groups()
+    {
+        int n = C.NumTokens;
+        int[] mem = MemoryTokens > 0 ? [0] : [];
+        return Masked
+            ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n + 1)], mem)]
+            : [new AttentionGroup(0, n, [(0, n)], mem)];
+    }
+
+    ReadOnlyMemory<float>[] LayerMemory(int layer) =>
+        Memory is null ? [] : [Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
+
+    /// <summary>Logits [B, C] for normalised images [B, 3, H, W]. With <paramref name="keepForBackward"/> the activations are
+    /// kept so that <see cref="Backward"/> can run next.</summary>
+    public Tensor Forward(Tensor images, bool keepForBackward)
+    {
+        var c = C;
+        if (images.Rank != 4 || images.Shape[1] != c.InChannels || images.Shape[2] != c.ImageSize || images.Shape[3] != c.ImageSize)
+            throw new ArgumentException($"Images must be [B, {c.InChannels}, {c.ImageSize}, {c.ImageSize}], got {images.ShapeString}.");
+        if (FullFineTune) Backbone.InvalidatePackedWeights();
+        int batch = images.Shape[0], s = StreamRows, d = c.Dim, n = c.NumTokens, p = c.NumPatches;
+        var t = _tape ??= new Tape();
+        if (t.Batch != batch)
+        {
+            t.Batch = batch;
+            t.X = new float[(long)batch * s * d];
+            t.Cols = new float[(long)batch * p * c.InChannels * c.PatchSize * c.PatchSize];
+            t.Patches = new float[(long)batch * p * d];
+            t.Pooled = new float[batch * d]; t.PooledLn = new float[batch * d]; t.PooledMean = new float[batch]; t.PooledRstd = new float[batch];
+            t.Logits = new float[batch * NumClasses];
+            t.Blocks = Enumerable.Range(0, c.Depth).Select(_ => new BlockTape { Scratch = t.Scratch }).ToArray();
+            t.Scratch.Ensure(c, (long)batch * s);
+        }
+        // embed: x[b, 0] = cls + pos[0]; x[b, 1+i] = patch_i Wᵀ + b + pos[1+i]; masked: x[b, N] = task cls + pos[0]
+        PatchEmbed.Im2Col(t.Cols, images.Data, batch, c.InChannels, c.ImageSize, c.ImageSize, c.PatchSize);
+        Linear.Forward(t.Patches, t.Cols, Backbone.PatchPacked, Backbone.PatchBias.Data, batch * p);
+        var pos = Backbone.PosEmbed.Data.AsSpan();
+        var streamCls = (ClassToken is not null && !Masked ? ClassToken : Backbone.ClassToken).Data;
+        for (int b = 0; b < batch; b++)
+        {
+            var xb = t.X.AsSpan(b * s * d, s * d);
+            TensorPrimitives.Add(streamCls, pos[..d], xb[..d]);
+            TensorPrimitives.Add(t.Patches.AsSpan(b * p * d, p * d), pos[d..(n * d)], xb[d..(n * d)]);
+            if (Masked) TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(n * d, d));
+        }
+        var groups = Groups();
+        for (int l = 0; l < c.Depth; l++)
+            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l]);
+        // final norm on the pooled row only, then the head                     [B, D] → [B, C]
+        for (int b = 0; b < batch; b++) Array.Copy(t.X, ((long)b * s + PooledRow) * d, t.Pooled, b * d, d);
+        LayerNorm.Forward(t.PooledLn, t.PooledMean, t.PooledRstd, t.Pooled, Backbone.NormWeight.Data, Backbone.NormBias.Data, batch, d, c.LayerNormEps);
+        var logits = new Tensor([batch, NumClasses]);
+        Linear.Forward(logits.Data, t.PooledLn, HeadWeight.Data, HeadBias.Data, batch, d, NumClasses);
+        _taped = keepForBackward;
+        return logits;
+    }
+
+    /// <summary>Backward from dLoss/dLogits [B, C]: accumulates into every <see cref="TrainableParameter.Grad"/>.</summary>
+    public void Backward(Tensor dLogits)
+    {
+        var t = _tape;
+        if (t is null || !_taped) throw new InvalidOperationException("Backward needs a Forward with keepForBackward = true first.");
+        _taped = false;
+        var c = C;
+        int batch = t.Batch, s = StreamRows, d = c.Dim, n = c.NumTokens, p = c.NumPatches;
+        if (dLogits.Rank != 2 || dLogits.Shape[0] != batch || dLogits.Shape[1] != NumClasses) throw new ArgumentException($"dLogits must be [{batch}, {NumClasses}].");
+        var grad = _parameters.ToDictionary(x => x.Name, x => x.Grad.Data);
+        // forward: logits = PooledLn Whᵀ + bh       → dPooledLn = dlogits Wh; dWh += dlogitsᵀ PooledLn; dbh += Σ dlogits
+        var dPooledLn = new float[batch * d];
+        Linear.Backward(dPooledLn, grad["head.weight"], grad["head.bias"], dLogits.Data, t.PooledLn, HeadWeight.Data, batch, d, NumClasses);
+        // forward: PooledLn = LN(Pooled)           → dPooled (final norm frozen unless full fine-tuning)
+        var dPooled = new float[batch * d];
+        LayerNorm.Backward(dPooled, FullFineTune ? grad["backbone.norm.weight"] : default, FullFineTune ? grad["backbone.norm.bias"] : default,
+            dPooledLn, t.Pooled, Backbone.NormWeight.Data, t.PooledMean, t.PooledRstd, batch, d);
+        // forward: Pooled = x[:, row]               → dx is zero but at the pooled row
+        var dx = new float[(long)batch * s * d];
+        for (int b = 0; b < batch; b++) Array.Copy(dPooled, b * d, dx, ((long)b * s + PooledRow) * d, d);
+        var groups = Groups();
+        var dMemory = Memory is null ? null : grad["memory"];
+        for (int l = c.Depth - 1; l >= 0; l--)
+        {
+            Memory<float>[] dMem = dMemory is null ? [] : [dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
+            var block = Backbone.Blocks[l];
+            block.Backward(dx, batch, s, LayerMemory(l), groups, t.Blocks[l], dMem, FullFineTune ? _blockGrads[$"blocks.{l}."] : null);
+        }
+        if (FullFineTune) FlushBlockGrads(grad);
+        // embedding: dcls, and with full fine-tuning dpos, dWpatch, dbpatch
+        if (ClassToken is not null)
+        {
+            var dCls = grad["cls_token"].AsSpan();
+            int row = Masked ? n : 0;
+            for (int b = 0; b < batch; b++) TensorPrimitives.Add(dCls, dx.AsSpan((b * s + row) * d, d), dCls);
+        }
+        if (FullFineTune)
+        {
+            var dCls = grad["backbone.cls_token"].AsSpan();
+            var dPos = grad["backbone.pos_embed"].AsSpan();
+            var dPatches = new float[(long)batch * p * d];
+            for (int b = 0; b < batch; b++)
+            {
+                var xb = dx.AsSpan(b * s * d, n * d);
+                TensorPrimitives.Add(dCls, xb[..d], dCls);
+                TensorPrimitives.Add(dPos[..(n * d)], xb, dPos[..(n * d)]);
+                xb[d..].CopyTo(dPatches.AsSpan(b * p * d, p * d));
+            }
+            int k = c.InChannels * c.PatchSize * c.PatchSize;
+            Linear.Backward(default, grad["backbone.patch_embed.proj.weight"], grad["backbone.patch_embed.proj.bias"], dPatches, t.Cols, Backbone.PatchWeight.Data, batch * p, k, d);
+        }
+    }
+
+    void FlushBlockGrads(Dictionary<string, float[]> grad)
+    {
+        foreach (var (prefix, bg) in _blockGrads)
+            foreach (var (suffix, g) in bg.Named())
+            {
+                var dst = grad["backbone." + prefix + suffix].AsSpan();
+                TensorPrimitives.Add(dst, g, dst);
+                Array.Clear(g);
+            }
+    }
+
+    /// <summary>Clears every gradient (call before each step's backward).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in _parameters) Array.Clear(p.Grad.Data);
+    }
+}

@@ -1,0 +1,76 @@
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+using Xunit;
+
+namespace MLNet.MemoryTokens.Tests.Tuning;
+
+/// <summary>Memory-token, class-token, head and full fine-tuning gradients against PyTorch autograd
+/// (reference/make_parity_fixtures.py: memory_tokens) and against finite differences.</summary>
+public class MemoryTokenGradientTests
+{
+    static IReadOnlyDictionary<string, Tensor> F => Numerics.Parity("memory_tokens.safetensors");
+
+    static (AdaptedVit Model, int[] Labels, Tensor Images) Build(string variant)
+    {
+        var backbone = MLNet.MemoryTokens.Tests.Model.VitParityTests.LoadRandom();
+        bool full = variant == "full";
+        var model = new AdaptedVit(backbone, 4, full ? 0 : 3, masked: variant == "masked", trainClassToken: !full, fullFineTune: full, seed: 0);
+        if (model.Memory is not null) F["memory"].Data.CopyTo(model.Memory.Data, 0);
+        F["head.weight"].Data.CopyTo(model.HeadWeight.Data, 0);
+        F["head.bias"].Data.CopyTo(model.HeadBias.Data, 0);
+        return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
+    }
+
+    static double Step(AdaptedVit model, Tensor images, int[] labels, bool backward)
+    {
+        var logits = model.Forward(images, keepForBackward: backward);
+        var dLogits = new Tensor(logits.Shape);
+        double loss = CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, dLogits.Data);
+        if (backward) { model.ZeroGrad(); model.Backward(dLogits); }
+        return loss;
+    }
+
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("masked")]
+    [InlineData("full")]
+    public void GradientsMatchPyTorchAutograd(string variant)
+    {
+        var (model, labels, images) = Build(variant);
+        var logits = model.Forward(images, keepForBackward: false);
+        Numerics.AssertClose(F[$"{variant}.logits"].Data, logits.Data, 1e-4, 0, $"{variant} logits");
+        double loss = Step(model, images, labels, backward: true);
+        Assert.True(Math.Abs(loss - F[$"{variant}.loss"].Data[0]) < 1e-5, $"{variant} loss {loss} vs PyTorch {F[$"{variant}.loss"].Data[0]}");
+        int compared = 0;
+        foreach (var p in model.Parameters)
+        {
+            var expected = F[$"{variant}.grad.{p.Name}"].Data;
+            double scale = expected.Max(v => Math.Abs(v));
+            Numerics.AssertClose(expected, p.Grad.Data, 1e-4 * scale + 1e-9, 1e-4, $"{variant} d{p.Name}");
+            compared++;
+        }
+        Assert.Equal(variant == "full" ? 2 + 4 + 12 * 2 + 2 : 4, compared);
+    }
+
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("masked")]
+    public void GradientsMatchFiniteDifferences(string variant)
+    {
+        var (model, labels, images) = Build(variant);
+        Step(model, images, labels, backward: true);
+        var rng = new Random(3);
+        foreach (var p in model.Parameters)
+        {
+            var analytic = (float[])p.Grad.Data.Clone();
+            for (int trial = 0; trial < 6; trial++)
+            {
+                int i = rng.Next(p.Value.Length);
+                double fd = Numerics.FiniteDifference(p.Value.Data, i, () => Step(model, images, labels, backward: false), 1e-2f);
+                double err = Math.Abs(fd - analytic[i]) / Math.Max(1e-3, Math.Abs(fd) + Math.Abs(analytic[i]));
+                Assert.True(err < 2e-2 || Math.Abs(fd - analytic[i]) < 2e-5, $"{variant} d{p.Name}[{i}]: analytic {analytic[i]:G6}, finite difference {fd:G6}");
+            }
+        }
+    }
+}
