@@ -1,0 +1,76 @@
+using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Training;
+
+/// <summary>A dataset decoded once and resized to the model's input, kept as 8-bit RGB [N, S, S, 3] with labels;
+/// batches are normalised into [B, 3, S, S] on demand (a quarter of the memory of a float cache).</summary>
+public sealed class PreparedImages
+{
+    public int Count => Labels.Length;
+    public int Size { get; }
+    public int[] Labels { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    readonly byte[] _pixels;
+    readonly PreprocessConfig _preprocess;
+
+    PreparedImages(byte[] pixels, int[] labels, int size, IReadOnlyList<string> classes, PreprocessConfig preprocess)
+    {
+        _pixels = pixels; Labels = labels; Size = size; ClassNames = classes; _preprocess = preprocess;
+    }
+
+    /// <summary>Decodes and resizes every image (in parallel). Training and evaluation images are resized to the input size
+    /// directly (crop fraction 1: the whole image, as the task data was collected) unless <paramref name="preprocess"/> says otherwise.</summary>
+    public static PreparedImages From(IImageDataset dataset, PreprocessConfig preprocess, CancellationToken cancel = default)
+    {
+        int n = dataset.Count, s = preprocess.InputSize, plane = s * s * 3;
+        if (n == 0) throw new ArgumentException("The dataset has no images.");
+        var pixels = new byte[(long)n * plane];
+        var labels = new int[n];
+        Parallelism.ForChunks(n, 16, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                labels[i] = dataset.LabelOf(i);
+                if ((uint)labels[i] >= (uint)dataset.ClassNames.Count)
+                    throw new InvalidDataException($"{dataset.SourceOf(i)}: label {labels[i]} is outside the {dataset.ClassNames.Count} classes.");
+                var img = dataset.Load(i);
+                int scale = (int)Math.Floor(s / preprocess.CropFraction);
+                var resized = ImageTransforms.CenterCrop(ImageTransforms.ResizeShorterSide(img, scale, preprocess.Interpolation), s, s);
+                resized.Pixels.AsSpan(0, plane).CopyTo(pixels.AsSpan((int)((long)i * plane), plane));
+            }
+        });
+        return new PreparedImages(pixels, labels, s, dataset.ClassNames, preprocess);
+    }
+
+    /// <summary>The normalised batch [B, 3, S, S] for these indices.</summary>
+    public Tensor Batch(ReadOnlySpan<int> indices)
+    {
+        int s = Size, plane = s * s * 3;
+        var x = new Tensor([indices.Length, 3, s, s]);
+        var idx = indices.ToArray();
+        Parallelism.For(0, idx.Length, b =>
+        {
+            var img = new RgbImage(s, s, _pixels.AsSpan((int)((long)idx[b] * plane), plane).ToArray());
+            ImageTransforms.ToNormalizedChw(img, _preprocess.Mean, _preprocess.Std, x.Data.AsSpan(b * plane, plane));
+        });
+        return x;
+    }
+
+    /// <summary>A view of some images (for train/validation splits of an already prepared set).</summary>
+    public PreparedImages Subset(IReadOnlyList<int> indices)
+    {
+        int plane = Size * Size * 3;
+        var pixels = new byte[(long)indices.Count * plane];
+        var labels = new int[indices.Count];
+        for (int i = 0; i < indices.Count; i++)
+        {
+            _pixels.AsSpan((int)((long)indices[i] * plane), plane).CopyTo(pixels.AsSpan((int)((long)i * plane), plane));
+            labels[i] = Labels[indices[i]];
+        }
+        return new PreparedImages(pixels, labels, Size, ClassNames, _preprocess);
+    }
+}

@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
+
+namespace MLNet.MemoryTokens.Training;
+
+/// <summary>The outcome of a training run: the adapter (trained tensors + config) and per-epoch figures.</summary>
+public sealed record TrainingResult(Adapter Adapter, AdaptedVit Model, IReadOnlyList<EpochMetrics> History);
+
+/// <summary>Trains any <see cref="TuningMethod"/> on a labelled image set: mini-batches, AdamW or SGD, warm-up + cosine, clipping,
+/// label smoothing, stratified validation, progress, cancellation, resumable checkpoints, and a clear stop on a non-finite loss.</summary>
+public static class Trainer
+{
+    /// <summary>Trains on <paramref name="train"/> (validating on <paramref name="validation"/>, or on a held-out stratified split).</summary>
+    public static TrainingResult Train(Backbone backbone, IImageDataset train, IImageDataset? validation, TuningOptions tuning, TrainingOptions options)
+    {
+        tuning.Validate();
+        options.Validate();
+        var cancel = options.CancellationToken;
+        var preprocess = TrainingPreprocess(backbone);
+        Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
+        var all = PreparedImages.From(train, preprocess, cancel);
+        PreparedImages trainSet, valSet;
+        if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
+        else if (options.ValidationFraction > 0)
+        {
+            var (t, v) = StratifiedSplit(all.Labels, options.ValidationFraction, options.Seed);
+            trainSet = all.Subset(t); valSet = all.Subset(v);
+        }
+        else { trainSet = all; valSet = null!; }
+        return Train(backbone, trainSet, valSet, tuning, options);
+    }
+
+    /// <summary>Training images are resized whole to the input size (crop fraction 1) with the backbone's interpolation and mean/std.</summary>
+    public static PreprocessConfig TrainingPreprocess(Backbone backbone) => backbone.Preprocess with { CropFraction = 1.0 };
+
+    /// <summary>Trains on already prepared images (validation may be null).</summary>
+    public static TrainingResult Train(Backbone backbone, PreparedImages trainSet, PreparedImages? valSet, TuningOptions tuning, TrainingOptions options)
+    {
+        tuning.Validate();
+        options.Validate();
+        var cancel = options.CancellationToken;
+        int classes = trainSet.ClassNames.Count;
+        var model = tuning.CreateModel(backbone.Model, classes, options.Seed);
+        ITrainingStep step = tuning.Method == TuningMethod.HeadOnly
+            ? new CachedFeatureStep(model, backbone, trainSet, options, cancel)
+            : new ImageStep(model, trainSet);
+        var optimizer = Optimizer.Create(options.Optimizer, model.Parameters, options.WeightDecay, options.Momentum);
+        int stepsPerEpoch = (trainSet.Count + options.BatchSize - 1) / options.BatchSize;
+        long totalSteps = (long)stepsPerEpoch * options.Epochs;
+        var schedule = new LearningRateSchedule(options.LearningRate, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch), totalSteps, options.MinLearningRate);
+        var history = new List<EpochMetrics>();
+        int startEpoch = 0;
+        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory);
+        if (options.Resume && checkpoint!.Exists)
+        {
+            startEpoch = checkpoint.Restore(model, optimizer, history, tuning);
+            Report(options, new TrainingProgress("resume", startEpoch, options.Epochs, optimizer.Steps, totalSteps, double.NaN, 0, TimeSpan.Zero, Message: $"resumed after epoch {startEpoch} from {checkpoint.Directory}"));
+        }
+        var labels = trainSet.Labels;
+        var watch = Stopwatch.StartNew();
+        long stepsDone = 0;
+        for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
+        {
+            var epochWatch = Stopwatch.StartNew();
+            var order = Permutation(trainSet.Count, options.Seed, epoch);
+            double lossSum = 0; int correct = 0, seen = 0;
+            for (int b = 0; b < stepsPerEpoch; b++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var idx = order.AsSpan(b * options.BatchSize, Math.Min(options.BatchSize, trainSet.Count - b * options.BatchSize)).ToArray();
+                var batchLabels = idx.Select(i => labels[i]).ToArray();
+                var logits = step.Forward(idx);
+                var dLogits = new Tensor(logits.Shape);
+                double loss = CrossEntropy.Compute(logits.Data, batchLabels, classes, options.LabelSmoothing, dLogits.Data);
+                long globalStep = optimizer.Steps;
+                float lr = schedule.At(globalStep);
+                if (!double.IsFinite(loss))
+                    throw new TrainingDivergedException($"Training stopped: the loss became {loss} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}) with learning rate {lr:G3}. Lower the learning rate or enable gradient clipping.");
+                model.ZeroGrad();
+                step.Backward(dLogits);
+                double norm = GradientClipping.ClipGlobalNorm(model.Parameters, options.GradientClipNorm);
+                if (!double.IsFinite(norm))
+                    throw new TrainingDivergedException($"Training stopped: the gradient norm became {norm} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}).");
+                optimizer.Step(model.Parameters, lr);
+                lossSum += loss * idx.Length; seen += idx.Length;
+                for (int i = 0; i < idx.Length; i++) if (ArgMax(logits.Data.AsSpan(i * classes, classes)) == batchLabels[i]) correct++;
+                stepsDone++;
+                double perStep = watch.Elapsed.TotalSeconds / stepsDone;
+                Report(options, new TrainingProgress("train", epoch + 1, options.Epochs, globalStep + 1, totalSteps, lossSum / seen,
+                    seen / epochWatch.Elapsed.TotalSeconds, TimeSpan.FromSeconds(perStep * (totalSteps - globalStep - 1))));
+            }
+            double? valLoss = null, valAcc = null;
+            if (valSet is not null && valSet.Count > 0)
+            {
+                var m = Evaluate(model, step, valSet, options.BatchSize, cancel);
+                valLoss = m.LogLoss; valAcc = m.Accuracy;
+            }
+            var em = new EpochMetrics(epoch + 1, lossSum / seen, (double)correct / seen, valLoss, valAcc, epochWatch.Elapsed.TotalSeconds, seen / epochWatch.Elapsed.TotalSeconds);
+            history.Add(em);
+            checkpoint?.Save(model, optimizer, history, tuning, epoch + 1);
+            Report(options, new TrainingProgress("epoch", epoch + 1, options.Epochs, optimizer.Steps, totalSteps, em.TrainLoss, em.ImagesPerSecond,
+                TimeSpan.FromSeconds(watch.Elapsed.TotalSeconds / Math.Max(1, stepsDone) * (totalSteps - optimizer.Steps)), valLoss, valAcc));
+        }
+        var trainingInfo = new Dictionary<string, JsonElement>
+        {
+            ["options"] = JsonSerializer.SerializeToElement(new
+            {
+                options.Epochs, options.BatchSize, options.LearningRate, Optimizer = options.Optimizer.ToString(), options.Momentum, options.WeightDecay,
+                options.WarmupEpochs, options.MinLearningRate, options.GradientClipNorm, options.LabelSmoothing, options.Seed, options.ValidationFraction,
+                TrainImages = trainSet.Count, ValidationImages = valSet?.Count ?? 0, TrainableParameters = model.TrainableCount,
+            }),
+            ["history"] = JsonSerializer.SerializeToElement(history),
+        };
+        var adapter = Adapter.From(model, backbone, tuning, trainSet.ClassNames, TrainingPreprocess(backbone), trainingInfo);
+        return new TrainingResult(adapter, model, history);
+    }
+
+    /// <summary>Logits [N, C] of a model on prepared images, in batches (no activations kept).</summary>
+    public static Tensor PredictLogits(AdaptedVit model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default)
+    {
+        var logits = new Tensor([data.Count, model.NumClasses]);
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var idx = Enumerable.Range(start, Math.Min(batchSize, data.Count - start)).ToArray();
+            var l = model.Forward(data.Batch(idx), keepForBackward: false);
+            l.Data.CopyTo(logits.Data, start * model.NumClasses);
+        }
+        return logits;
+    }
+
+    /// <summary>Accuracy, macro-F1, log-loss and confusion matrix of a model on prepared images.</summary>
+    public static ClassificationMetrics Evaluate(AdaptedVit model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default) =>
+        ClassificationMetrics.From(PredictLogits(model, data, batchSize, cancel).Data, data.Labels, model.NumClasses);
+
+    static ClassificationMetrics Evaluate(AdaptedVit model, ITrainingStep step, PreparedImages data, int batchSize, CancellationToken cancel) =>
+        step is CachedFeatureStep cached ? cached.Evaluate(data, batchSize, cancel) : Evaluate(model, data, batchSize, cancel);
+
+    /// <summary>Stratified split of indices by label: each class contributes round(fraction · its count) to validation, chosen by a seeded shuffle.</summary>
+    public static (int[] Train, int[] Validation) StratifiedSplit(IReadOnlyList<int> labels, double fraction, int seed)
+    {
+        var rng = new Random(seed ^ 0x5eed);
+        var train = new List<int>(); var val = new List<int>();
+        foreach (var group in Enumerable.Range(0, labels.Count).GroupBy(i => labels[i]).OrderBy(g => g.Key))
+        {
+            var members = group.ToArray();
+            rng.Shuffle(members);
+            int nVal = (int)Math.Round(fraction * members.Length);
+            val.AddRange(members[..nVal]); train.AddRange(members[nVal..]);
+        }
+        train.Sort(); val.Sort();
+        return (train.ToArray(), val.ToArray());
+    }
+
+    static int[] Permutation(int n, int seed, int epoch)
+    {
+        var order = Enumerable.Range(0, n).ToArray();
+        new Random(HashCode.Combine(seed, epoch, 0x7a11)).Shuffle(order);
+        return order;
+    }
+
+    static int ArgMax(ReadOnlySpan<float> x)
+    {
+        int best = 0;
+        for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
+    static void Report(TrainingOptions o, TrainingProgress p) => o.Progress?.Report(p);
+
+    /// <summary>One way of computing a batch's logits and sending gradients back.</summary>
+    interface ITrainingStep
+    {
+        Tensor Forward(int[] indices);
+        void Backward(Tensor dLogits);
+    }
+
+    /// <summary>The full model on images: memory, class token, full fine-tuning.</summary>
+    sealed class ImageStep(AdaptedVit model, PreparedImages images) : ITrainingStep
+    {
+        public Tensor Forward(int[] indices) => model.Forward(images.Batch(indices), keepForBackward: true);
+        public void Backward(Tensor dLogits) => model.Backward(dLogits);
+    }
+
+    /// <summary>Linear probe: the frozen backbone's final-norm class tokens are computed once, then only the head trains.</summary>
+    sealed class CachedFeatureStep : ITrainingStep
+    {
+        readonly AdaptedVit _model;
+        readonly float[] _features;   // [N, D]
+        readonly Backbone _backbone;
+        float[] _batch = [];
+        int _rows;
+
+        public CachedFeatureStep(AdaptedVit model, Backbone backbone, PreparedImages images, TrainingOptions options, CancellationToken cancel)
+        {
+            _model = model; _backbone = backbone;
+            _features = Features(backbone, images, options.BatchSize, cancel, p => options.Progress?.Report(new TrainingProgress("features", 0, options.Epochs, 0, 0, double.NaN, p.ImagesPerSecond, p.Eta, Message: $"features {p.Done}/{images.Count}")));
+        }
+
+        internal static float[] Features(Backbone backbone, PreparedImages images, int batchSize, CancellationToken cancel, Action<(int Done, double ImagesPerSecond, TimeSpan Eta)>? progress = null)
+        {
+            int d = backbone.Model.Config.Dim, n = backbone.Model.Config.NumTokens;
+            var features = new float[(long)images.Count * d];
+            var watch = Stopwatch.StartNew();
+            for (int start = 0; start < images.Count; start += batchSize)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var idx = Enumerable.Range(start, Math.Min(batchSize, images.Count - start)).ToArray();
+                var tokens = backbone.Model.ForwardFeatures(images.Batch(idx));     // [B, N, D] after the final norm
+                for (int b = 0; b < idx.Length; b++) Array.Copy(tokens.Data, (long)b * n * d, features, (long)(start + b) * d, d);
+                int done = start + idx.Length;
+                double rate = done / watch.Elapsed.TotalSeconds;
+                progress?.Invoke((done, rate, TimeSpan.FromSeconds((images.Count - done) / rate)));
+            }
+            return features;
+        }
+
+        public Tensor Forward(int[] indices)
+        {
+            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
+            _rows = indices.Length;
+            if (_batch.Length < _rows * d) _batch = new float[_rows * d];
+            for (int i = 0; i < _rows; i++) Array.Copy(_features, (long)indices[i] * d, _batch, (long)i * d, d);
+            var logits = new Tensor([_rows, c]);
+            Linear.Forward(logits.Data, _batch.AsSpan(0, _rows * d), _model.HeadWeight.Data, _model.HeadBias.Data, _rows, d, c);
+            return logits;
+        }
+
+        public void Backward(Tensor dLogits)
+        {
+            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
+            var g = _model.Parameters.ToDictionary(p => p.Name, p => p.Grad.Data);
+            Linear.Backward(default, g["head.weight"], g["head.bias"], dLogits.Data, _batch.AsSpan(0, _rows * d), _model.HeadWeight.Data, _rows, d, c);
+        }
+
+        public ClassificationMetrics Evaluate(PreparedImages data, int batchSize, CancellationToken cancel)
+        {
+            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
+            var feats = Features(_backbone, data, batchSize, cancel);
+            var logits = new float[data.Count * c];
+            Linear.Forward(logits, feats, _model.HeadWeight.Data, _model.HeadBias.Data, data.Count, d, c);
+            return ClassificationMetrics.From(logits, data.Labels, c);
+        }
+    }
+}
+
+/// <summary>The whole training state in a folder (trainable tensors, optimizer moments, step, history), written after every
+/// epoch with each file replaced atomically and the JSON state last, so a crash leaves the previous epoch's state loadable.</summary>
+internal sealed class TrainingCheckpoint(string directory)
+{
+    public string Directory { get; } = directory;
+    string StatePath => Path.Combine(Directory, "trainer_state.json");
+    public bool Exists => File.Exists(StatePath);
+
+    sealed record State(int EpochsDone, long Steps, string Method, int MemoryTokens, bool Masked, List<EpochMetrics> History, string ParamsFile, string OptimizerFile);
+
+    public void Save(AdaptedVit model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning, int epochsDone)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        // Epoch-stamped tensor files, then the state that names them: the state always points at complete files.
+        string pf = $"trainer_params.e{epochsDone}.safetensors", of = $"trainer_optimizer.e{epochsDone}.safetensors";
+        SafeTensorsFile.Write(Path.Combine(Directory, pf), model.Parameters.ToDictionary(p => p.Name, p => p.Value));
+        SafeTensorsFile.Write(Path.Combine(Directory, of), optimizer.State);
+        var state = new State(epochsDone, optimizer.Steps, tuning.Method.ToString(), tuning.MemoryTokens, tuning.Masked, history, pf, of);
+        AtomicFile.Write(StatePath, s => JsonSerializer.Serialize(s, state, Adapter.Json));
+        foreach (var old in System.IO.Directory.EnumerateFiles(Directory, "trainer_*.e*.safetensors"))
+            if (Path.GetFileName(old) != pf && Path.GetFileName(old) != of) File.Delete(old);
+    }
+
+    /// <summary>Loads the saved state into the model and optimizer; returns the number of epochs already done.</summary>
+    public int Restore(AdaptedVit model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning)
+    {
+        State state;
+        try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(StatePath), Adapter.Json) ?? throw new InvalidDataException("empty state"); }
+        catch (JsonException e) { throw new InvalidDataException($"{StatePath}: not a training state ({e.Message}).", e); }
+        if (state.Method != tuning.Method.ToString() || state.MemoryTokens != tuning.MemoryTokens || state.Masked != tuning.Masked)
+            throw new InvalidDataException($"{StatePath} was written for method {state.Method} (m={state.MemoryTokens}, masked={state.Masked}), not {tuning.Method} (m={tuning.MemoryTokens}, masked={tuning.Masked}).");
+        var tensors = SafeTensorsFile.Read(Path.Combine(Directory, state.ParamsFile)).Tensors;
+        foreach (var p in model.Parameters)
+        {
+            if (!tensors.TryGetValue(p.Name, out var t) || !t.ShapeEquals(p.Value.Shape))
+                throw new InvalidDataException($"{state.ParamsFile} in {Directory} has no tensor '{p.Name}' of shape {p.Value.ShapeString}.");
+            t.Data.CopyTo(p.Value.Data, 0);
+        }
+        optimizer.LoadState(SafeTensorsFile.Read(Path.Combine(Directory, state.OptimizerFile)).Tensors, state.Steps);
+        history.Clear();
+        history.AddRange(state.History);
+        return state.EpochsDone;
+    }
+}

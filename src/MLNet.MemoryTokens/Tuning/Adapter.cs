@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Tuning;
+
+/// <summary>What an adapter file says about itself (adapter_config.json): method, sizes, labels, preprocessing, the backbone it belongs to.</summary>
+public sealed record AdapterConfig
+{
+    public string Format { get; init; } = "mlnet-memorytokens-adapter/1";
+    public TuningMethod Method { get; init; }
+    public int MemoryTokens { get; init; }
+    public bool Masked { get; init; }
+    public bool TrainClassToken { get; init; }
+    public string[] ClassLabels { get; init; } = [];
+    public int ImageSize { get; init; }
+    public PreprocessConfig Preprocess { get; init; } = new();
+    public string BackboneSource { get; init; } = "";
+    public string BackboneFingerprint { get; init; } = "";
+    public int BackboneDim { get; init; }
+    public int BackboneDepth { get; init; }
+    public string LibraryVersion { get; init; } = typeof(AdapterConfig).Assembly.GetName().Version?.ToString() ?? "0";
+    /// <summary>Training hyper-parameters and final metrics, for the record.</summary>
+    public Dictionary<string, JsonElement> Training { get; init; } = new();
+}
+
+/// <summary>A trained adaptation saved apart from the backbone (HF PEFT style): <c>adapter_config.json</c> plus
+/// <c>adapter_model.safetensors</c> holding only the trained tensors (memory [L, m, D], cls_token [1, 1, D], head.weight [C, D],
+/// head.bias [C]; full fine-tuning adds every backbone weight as backbone.*).</summary>
+public sealed class Adapter
+{
+    public const string ConfigFile = "adapter_config.json";
+    public const string WeightsFile = "adapter_model.safetensors";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    public AdapterConfig Config { get; }
+    public IReadOnlyDictionary<string, Tensor> Tensors { get; }
+
+    public Adapter(AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors) { Config = config; Tensors = tensors; }
+
+    /// <summary>Captures the trained parts of a model.</summary>
+    public static Adapter From(AdaptedVit model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
+    {
+        var tensors = model.Parameters.ToDictionary(p => p.Name, p => p.Value.Clone());
+        return new Adapter(new AdapterConfig
+        {
+            Method = tuning.Method, MemoryTokens = model.MemoryTokens, Masked = model.Masked, TrainClassToken = model.TrainClassToken,
+            ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
+            BackboneSource = backbone.Source, BackboneFingerprint = backbone.Fingerprint,
+            BackboneDim = backbone.Model.Config.Dim, BackboneDepth = backbone.Model.Config.Depth, Training = training ?? new(),
+        }, tensors);
+    }
+
+    /// <summary>Writes both files into <paramref name="directory"/> as one unit: into a fresh sibling folder first, then swapped in,
+    /// so a crash or a full disk never leaves a half-written adapter where the old one was.</summary>
+    public void Save(string directory)
+    {
+        directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar));
+        var parent = Path.GetDirectoryName(directory)!;
+        Directory.CreateDirectory(parent);
+        var staging = directory + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            Directory.CreateDirectory(staging);
+            SafeTensorsFile.Write(Path.Combine(staging, WeightsFile), Tensors, new Dictionary<string, string> { ["format"] = Config.Format });
+            AtomicFile.Write(Path.Combine(staging, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
+            string? old = null;
+            if (Directory.Exists(directory))
+            {
+                old = directory + ".old-" + Guid.NewGuid().ToString("N")[..8];
+                Directory.Move(directory, old);
+            }
+            Directory.Move(staging, directory);
+            if (old != null) Directory.Delete(old, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { if (Directory.Exists(staging)) Directory.Delete(staging, true); } catch (IOException) { }
+            throw new IOException($"Could not save the adapter to '{directory}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads an adapter folder written by <see cref="Save"/>.</summary>
+    public static Adapter Load(string directory)
+    {
+        var configPath = Path.Combine(directory, ConfigFile);
+        var weightsPath = Path.Combine(directory, WeightsFile);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"'{directory}' is not an adapter folder: {ConfigFile} is missing.", configPath);
+        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"Adapter '{directory}' has no {WeightsFile}.", weightsPath);
+        AdapterConfig config;
+        try { config = JsonSerializer.Deserialize<AdapterConfig>(File.ReadAllText(configPath), Json) ?? throw new InvalidDataException("empty"); }
+        catch (JsonException e) { throw new InvalidDataException($"{configPath}: not a valid adapter config ({e.Message}).", e); }
+        if (!config.Format.StartsWith("mlnet-memorytokens-adapter/", StringComparison.Ordinal)) throw new InvalidDataException($"{configPath}: unknown adapter format '{config.Format}'.");
+        return new Adapter(config, SafeTensorsFile.Read(weightsPath).Tensors);
+    }
+
+    /// <summary>Refuses a backbone other than the one the adapter was trained on (by weight fingerprint and shape).</summary>
+    public void EnsureMatches(Backbone backbone, string where)
+    {
+        if (Config.BackboneFingerprint != backbone.Fingerprint)
+            throw new InvalidOperationException(
+                $"Adapter '{where}' was trained on backbone {Config.BackboneSource} (fingerprint {Config.BackboneFingerprint[..Math.Min(12, Config.BackboneFingerprint.Length)]}…), " +
+                $"but the loaded backbone {backbone.Source} has fingerprint {backbone.Fingerprint[..12]}…; load the matching checkpoint.");
+        if (Config.ImageSize != backbone.Model.Config.ImageSize)
+            throw new InvalidOperationException($"Adapter '{where}' expects input size {Config.ImageSize}, the backbone runs at {backbone.Model.Config.ImageSize}; load it with --image-size {Config.ImageSize}.");
+    }
+
+    /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in).</summary>
+    public AdaptedVit CreateModel(Backbone backbone, string where = "<adapter>")
+    {
+        EnsureMatches(backbone, where);
+        var tuning = new TuningOptions { Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken };
+        var model = tuning.CreateModel(backbone.Model, Config.ClassLabels.Length, seed: 0);
+        foreach (var p in model.Parameters)
+        {
+            if (!Tensors.TryGetValue(p.Name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{p.Name}' that method {Config.Method} needs.");
+            if (!t.ShapeEquals(p.Value.Shape)) throw new InvalidDataException($"Adapter '{where}': tensor '{p.Name}' has shape {t.ShapeString}, the model needs {p.Value.ShapeString}.");
+            t.Data.CopyTo(p.Value.Data, 0);
+        }
+        if (Config.Method == TuningMethod.Full) backbone.Model.InvalidatePackedWeights();
+        return model;
+    }
+}
