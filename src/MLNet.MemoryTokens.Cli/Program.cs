@@ -11,6 +11,8 @@ public static class Program
     public static RootCommand Build()
     {
         var root = new RootCommand("MLNet.MemoryTokens: run pretrained Vision Transformers and tune them with memory tokens or visual query tuning, in managed C#.");
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(EvaluateCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(CheckParityCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());

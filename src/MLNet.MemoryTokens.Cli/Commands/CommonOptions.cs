@@ -22,9 +22,19 @@ internal static class CommonOptions
     }
 
     /// <summary>Runs a command body, turning expected failures into one clear line on stderr and exit code 1.</summary>
-    public static int Run(Func<int> body)
+    public static int Run(Func<int> body, string? onCancel = null)
     {
         try { return body(); }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine(onCancel ?? "cancelled");
+            return 130;
+        }
+        catch (MLNet.MemoryTokens.Training.TrainingDivergedException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
         catch (Exception e) when (e is IOException or ArgumentException or InvalidDataException or UnauthorizedAccessException or NotSupportedException
                                   or MLNet.MemoryTokens.IO.CheckpointException or MLNet.MemoryTokens.Imaging.ImageDecodeException or InvalidOperationException)
         {

@@ -15,10 +15,11 @@ internal static class PredictCommand
         var topK = new Option<int>("--top-k") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 5 };
         var batch = new Option<int>("--batch") { Description = "Images per forward pass.", DefaultValueFactory = _ => 32 };
         var imageSize = new Option<int?>("--image-size") { Description = "Run at this input size (position embedding resampled)." };
+        var adapter = new Option<string?>("--adapter", "-a") { Description = "Adapter folder from 'mmt train': predict its task instead of the checkpoint's head (labels from the adapter)." };
         var json = CommonOptions.Json();
         var threads = CommonOptions.Threads();
         var images = new Argument<string[]>("images") { Description = "Image files or folders (JPEG, PNG, BMP, PPM/PGM).", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("predict", "Print the top-k classes of each image.") { model, labels, topK, batch, imageSize, json, threads, images };
+        var cmd = new Command("predict", "Print the top-k classes of each image.") { model, adapter, labels, topK, batch, imageSize, json, threads, images };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
@@ -28,9 +29,18 @@ internal static class PredictCommand
             if (batchSize < 1) throw new ArgumentException($"--batch must be at least 1, got {batchSize}.");
             var files = ImageFiles.Expand(r.GetValue(images)!);
             if (files.Count == 0) throw new ArgumentException("No image files found in the given folders.");
+            if (r.GetValue(adapter) is string dir)
+            {
+                var a = MLNet.MemoryTokens.Tuning.Adapter.Load(dir);
+                var bb = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+                var tuned = a.CreateModel(bb, dir);
+                var names = r.GetValue(labels) is FileInfo f ? LoadLabels(f, a.Config.ClassLabels.Length) : a.Config.ClassLabels;
+                return Predict(new Backbone(bb.Model, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, bb.Source, bb.Fingerprint),
+                    x => tuned.Forward(x, keepForBackward: false), files, names, k, batchSize, r.GetValue(json));
+            }
             var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize) });
-            var names = LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses);
-            return Predict(backbone, files, names, k, batchSize, r.GetValue(json));
+            if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter to predict a trained task.");
+            return Predict(backbone, backbone.Model.Forward, files, LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses), k, batchSize, r.GetValue(json));
         }));
         return cmd;
     }
@@ -45,10 +55,10 @@ internal static class PredictCommand
         return lines;
     }
 
-    static int Predict(Backbone backbone, List<string> files, string[]? labels, int k, int batchSize, bool json)
+    /// <summary>Decodes each batch of files, preprocesses with the backbone's config, and prints the top k of <paramref name="logitsOf"/>.</summary>
+    static int Predict(Backbone backbone, Func<Tensor, Tensor> logitsOf, List<string> files, IReadOnlyList<string>? labels, int k, int batchSize, bool json)
     {
         int failures = 0;
-        if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; predict needs one.");
         if (!json) Console.WriteLine($"{"file",-40} {"rank",4} {"class",6} {"probability",11}  label");
         for (int start = 0; start < files.Count; start += batchSize)
         {
@@ -68,7 +78,7 @@ internal static class PredictCommand
             }
             if (ok.Count == 0) continue;
             var x = backbone.PreprocessImages(ok.Select(i => decoded[i]!).ToList());
-            var logits = backbone.Model.Forward(x);
+            var logits = logitsOf(x);
             int classes = logits.Shape[1];
             for (int j = 0; j < ok.Count; j++)
             {

@@ -63,12 +63,12 @@ internal sealed class VitBlock
     /// that name them. With <paramref name="tape"/> it keeps what <see cref="Backward"/> needs; without, it only computes.</summary>
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
-    public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape)
+    public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape, bool keep = true)
     {
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
-        tape.Ensure(c, batch, seqRows, memories, groups);
-        Array.Copy(x, tape.Input, (long)rows * d);
+        tape.Ensure(c, batch, seqRows, memories, groups, keep);
+        if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, tape.Ln1Mean, tape.Ln1Rstd, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
         Linear.Forward(tape.Qkv, tape.Ln1, QkvPacked, QkvB.Data, rows);
@@ -85,13 +85,13 @@ internal sealed class VitBlock
             {
                 var grp = groups[g];
                 var segs = Segments(grp, qkv, seqRows, tape);
-                fixed (float* probs = tape.Probs[g])
+                fixed (float* probs = keep ? tape.Probs[g] : null)
                     Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d,
                         (long)seqRows * 3 * d, grp.Queries, segs, batch, c.Heads, c.HeadDim);
             }
         // x ← x + Attn Wprojᵀ + b (rows no group queried keep a zero attention output: the residual passes them through)
         Linear.Forward(x, tape.Attn, ProjPacked, ProjB.Data, rows, accumulate: true);
-        Array.Copy(x, tape.Mid, (long)rows * d);
+        if (keep) Array.Copy(x, tape.Mid, (long)rows * d);
         // x ← x + FC2(GELU(FC1(LN2(x))))
         LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, x, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
         Linear.Forward(tape.Fc1, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
@@ -208,7 +208,7 @@ internal sealed class BlockTape
 
     static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)n, pinned: true);
 
-    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups)
+    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true)
     {
         int d = c.Dim;
         if (batch != Batch || seqRows != SeqRows)
@@ -233,6 +233,7 @@ internal sealed class BlockTape
             DMemLn1 = memRows.Select(m => Pinned(m * d)).ToArray();
         }
         if (Probs.Length != groups.Count) Probs = new float[groups.Count][];
+        if (!keep) return;   // inference: scores live in per-task scratch
         for (int g = 0; g < groups.Count; g++)
         {
             int nk = groups[g].StreamKeys.Sum(k => k.Rows) + groups[g].Memories.Sum(j => memRows[j]);

@@ -99,7 +99,8 @@ public sealed class AdaptedVit
         int n = C.NumTokens;
         int[] mem = MemoryTokens > 0 ? [0] : [];
         return Masked
-            ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n + 1)], mem)]
+            // same segments as MultiTaskVit's concatenation mode, so a task alone and in a multi-task pass give the same bits
+            ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n), (n, 1)], mem)]
             : [new AttentionGroup(0, n, [(0, n)], mem)];
     }
 
@@ -141,7 +142,7 @@ public sealed class AdaptedVit
         }
         var groups = Groups();
         for (int l = 0; l < c.Depth; l++)
-            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l]);
+            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward);
         // final norm on the pooled row only, then the head                     [B, D] → [B, C]
         for (int b = 0; b < batch; b++) Array.Copy(t.X, ((long)b * s + PooledRow) * d, t.Pooled, b * d, d);
         LayerNorm.Forward(t.PooledLn, t.PooledMean, t.PooledRstd, t.Pooled, Backbone.NormWeight.Data, Backbone.NormBias.Data, batch, d, c.LayerNormEps);

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Text.Json;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+
+namespace MLNet.MemoryTokens.Cli.Commands;
+
+/// <summary><c>mmt evaluate</c>: accuracy, macro-F1, log-loss and confusion matrix of an adapter on a labelled set.</summary>
+internal static class EvaluateCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var adapter = new Option<string>("--adapter", "-a") { Description = "Adapter folder written by 'mmt train'.", Required = true };
+        var data = DataOptions.Data("Labelled images (same forms as 'train').");
+        var limit = DataOptions.Limit();
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var json = CommonOptions.Json();
+        var threads = CommonOptions.Threads();
+        var cmd = new Command("evaluate", "Evaluate an adapter on a labelled image set.") { model, adapter, data, limit, batch, json, threads };
+        cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
+        {
+            CommonOptions.ApplyThreads(r.GetValue(threads));
+            var dir = r.GetValue(adapter)!;
+            var a = Adapter.Load(dir);
+            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+            var tuned = a.CreateModel(backbone, dir);
+            var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
+            if (ds.ClassNames.Count != a.Config.ClassLabels.Length)
+                throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");
+            var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
+            var m = Trainer.Evaluate(tuned, prepared, r.GetValue(batch), ct);
+            if (r.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    accuracy = m.Accuracy, macro_f1 = m.MacroF1, log_loss = m.LogLoss, count = m.Count,
+                    labels = a.Config.ClassLabels, confusion_matrix = m.ConfusionRows(),
+                }));
+            else
+            {
+                Console.WriteLine($"images {m.Count}  accuracy {m.Accuracy:P2}  macro-F1 {m.MacroF1:F4}  log-loss {m.LogLoss:F4}");
+                Console.WriteLine("confusion matrix (rows: true class, columns: predicted):");
+                var labels = a.Config.ClassLabels;
+                int w = Math.Max(5, m.ConfusionRows().SelectMany(x => x).Max().ToString().Length + 1);
+                Console.WriteLine(new string(' ', 14) + string.Concat(Enumerable.Range(0, labels.Length).Select(i => i.ToString().PadLeft(w))));
+                for (int i = 0; i < labels.Length; i++)
+                    Console.WriteLine($"{i,2} {Trim(labels[i], 11),-11}" + string.Concat(Enumerable.Range(0, labels.Length).Select(j => m.ConfusionMatrix[i, j].ToString().PadLeft(w))));
+            }
+            return 0;
+        })));
+        return cmd;
+    }
+
+    static string Trim(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+}

@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Text.Json;
+using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+using Spectre.Console;
+
+namespace MLNet.MemoryTokens.Cli.Commands;
+
+/// <summary><c>mmt train</c>: adapt a backbone to a labelled image set and save the adapter.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var data = DataOptions.Data("Training images: a folder per class, a CSV of path,label, or IDX files (MNIST/Fashion-MNIST format; a folder of them, or 'folder:test').");
+        var validationData = new Option<string?>("--validation-data") { Description = "Validation images (default: a stratified --validation-fraction of --data)." };
+        var limit = DataOptions.Limit();
+        var method = new Option<string>("--method") { Description = "memory | head | head-class | full", DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full");
+        var tokens = new Option<int>("--tokens") { Description = "Memory tokens per layer (m).", DefaultValueFactory = _ => 5 };
+        var masked = new Option<bool>("--masked") { Description = "Attention-masked memory: the pretrained outputs stay exact; the adapter can join a multi-task pass." };
+        var noCls = new Option<bool>("--freeze-class-token") { Description = "Memory tuning without training the class token." };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10 };
+        var lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3f };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var optimizer = new Option<string>("--optimizer") { Description = "adamw | sgd", DefaultValueFactory = _ => "adamw" };
+        optimizer.AcceptOnlyFromAmong("adamw", "sgd");
+        var weightDecay = new Option<float>("--weight-decay") { DefaultValueFactory = _ => 0f };
+        var warmup = new Option<double>("--warmup-epochs") { DefaultValueFactory = _ => 1 };
+        var smoothing = new Option<float>("--label-smoothing") { DefaultValueFactory = _ => 0.1f };
+        var clip = new Option<float>("--clip-norm") { Description = "Global gradient-norm clip (0: off).", DefaultValueFactory = _ => 1f };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var valFraction = new Option<double>("--validation-fraction") { DefaultValueFactory = _ => 0.1 };
+        var imageSize = new Option<int?>("--image-size") { Description = "Input size (position embedding resampled), e.g. 112." };
+        var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "Save the resumable training state here after every epoch." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from --checkpoint-dir." };
+        var output = new Option<string>("--out", "-o") { Description = "Adapter folder to write (adapter_config.json + adapter_model.safetensors).", Required = true };
+        var json = CommonOptions.Json();
+        var threads = CommonOptions.Threads();
+        var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
+        {
+            model, data, validationData, limit, method, tokens, masked, noCls, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            valFraction, imageSize, checkpointDir, resume, output, json, threads,
+        };
+        cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
+        {
+            CommonOptions.ApplyThreads(r.GetValue(threads));
+            var tuning = new TuningOptions
+            {
+                Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
+            };
+            var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
+            var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
+            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true });
+            bool asJson = r.GetValue(json);
+            var progress = new ProgressPrinter(asJson);
+            var options = new TrainingOptions
+            {
+                Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch),
+                Optimizer = r.GetValue(optimizer) == "sgd" ? OptimizerKind.Sgd : OptimizerKind.AdamW, WeightDecay = r.GetValue(weightDecay),
+                WarmupEpochs = r.GetValue(warmup), LabelSmoothing = r.GetValue(smoothing), GradientClipNorm = r.GetValue(clip), Seed = r.GetValue(seed),
+                ValidationFraction = r.GetValue(valFraction), CheckpointDirectory = r.GetValue(checkpointDir), Resume = r.GetValue(resume),
+                Progress = progress, CancellationToken = ct,
+            };
+            var result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options));
+            var outDir = r.GetValue(output)!;
+            result.Adapter.Save(outDir);
+            var last = result.History[^1];
+            if (asJson)
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    adapter = Path.GetFullPath(outDir), method = r.GetValue(method), trainable_parameters = result.Model.TrainableCount,
+                    epochs = result.History.Select(h => new { h.Epoch, train_loss = h.TrainLoss, train_accuracy = h.TrainAccuracy, validation_loss = h.ValidationLoss, validation_accuracy = h.ValidationAccuracy, h.Seconds, images_per_second = h.ImagesPerSecond }),
+                }));
+            else
+                Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}, {result.Model.TrainableCount:N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
+                                  (last.ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : ""));
+            return 0;
+        }, onCancel: "training cancelled; with --checkpoint-dir, --resume continues from the last finished epoch")));
+        return cmd;
+    }
+
+    internal static TuningMethod ParseMethod(string s) => s switch
+    {
+        "memory" => TuningMethod.Memory,
+        "head" => TuningMethod.HeadOnly,
+        "head-class" => TuningMethod.HeadAndClassToken,
+        "full" => TuningMethod.Full,
+        _ => throw new ArgumentException($"Unknown method '{s}'."),
+    };
+
+    /// <summary>Progress as a bar on a terminal, as one line per epoch otherwise (or nothing with --json).</summary>
+    sealed class ProgressPrinter(bool quiet) : IProgress<TrainingProgress>
+    {
+        ProgressTask? _bar;
+        readonly bool _interactive = !quiet && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+
+        public T Run<T>(Func<T> body)
+        {
+            if (!_interactive) return body();
+            T result = default!;
+            AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx => { _bar = ctx.AddTask("preparing", maxValue: 1); result = body(); _bar.StopTask(); });
+            return result;
+        }
+
+        public void Report(TrainingProgress p)
+        {
+            if (quiet) return;
+            if (_bar is not null)
+            {
+                if (p.TotalSteps > 0) { _bar.MaxValue = p.TotalSteps; _bar.Value = p.Step; }
+                _bar.Description = p.Phase switch
+                {
+                    "train" => $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s",
+                    _ => p.Message ?? p.Phase,
+                };
+                if (p.Phase == "epoch") AnsiConsole.MarkupLine(Markup.Escape(EpochLine(p)));
+                return;
+            }
+            if (p.Phase == "epoch") Console.WriteLine(EpochLine(p));
+            else if (p.Phase is "prepare" or "resume") Console.WriteLine(p.Message);
+        }
+
+        static string EpochLine(TrainingProgress p) =>
+            $"epoch {p.Epoch}/{p.Epochs}: train loss {p.Loss:F4}, {p.ImagesPerSecond:F1} img/s" +
+            (p.ValidationAccuracy is double a ? $", validation loss {p.ValidationLoss:F4}, accuracy {a:P2}" : "") + $", ETA {p.Eta:hh\\:mm\\:ss}";
+    }
+}
+
+/// <summary>Dataset options shared by train and evaluate.</summary>
+internal static class DataOptions
+{
+    public static Option<string> Data(string description) => new("--data", "-d") { Description = description, Required = true };
+    public static Option<int?> Limit() => new("--limit") { Description = "Use only the first N images." };
+
+    public static IImageDataset Open(string spec, int? limit)
+    {
+        var ds = ImageDatasets.Open(spec);
+        if (limit is int n)
+        {
+            if (n < 1) throw new ArgumentException($"--limit must be at least 1, got {n}.");
+            ds = ds.Take(Math.Min(n, ds.Count));
+        }
+        return ds;
+    }
+}
