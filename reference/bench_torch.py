@@ -58,9 +58,47 @@ def bench_infer(args):
                       "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
+def bench_train(args):
+    """One training step (forward, CE, backward, AdamW) at batch B: memory tokens (memory + class token + head trainable,
+    backbone frozen: no weight gradients), or full fine-tuning (everything trainable)."""
+    import torch.nn.functional as F
+    from vit_reference import VisionTransformer, load_timm_state_dict
+    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
+        else VisionTransformer(img_size=args.image_size)
+    model.train()
+    D, L = model.embed_dim, len(model.blocks)
+    head = torch.nn.Linear(D, args.classes)
+    if args.method == "memory":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        memory = torch.nn.Parameter(torch.randn(L, args.tokens, D) * 0.02)
+        model.cls_token.requires_grad_(True)
+        params = [memory, model.cls_token, *head.parameters()]
+    else:
+        memory = None
+        params = [p for n, p in model.named_parameters() if not n.startswith("head.")] + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    x = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    y = torch.randint(0, args.classes, (args.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        feats = model.forward_features(x, memory)
+        loss = F.cross_entropy(head(feats[:, 0]), y, label_smoothing=0.1)
+        loss.backward()
+        opt.step()
+
+    sec = timed(step, args.seconds)
+    print(json.dumps({"bench": "train", "method": args.method, "tokens": args.tokens, "batch": args.batch, "image_size": args.image_size,
+                      "seconds": sec, "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["gemm", "infer"])
+    p.add_argument("what", choices=["gemm", "infer", "train"])
+    p.add_argument("--method", choices=["memory", "full"], default="memory")
+    p.add_argument("--tokens", type=int, default=5)
+    p.add_argument("--classes", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--image-size", type=int, default=224)
@@ -69,7 +107,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    {"gemm": bench_gemm, "infer": bench_infer}[args.what](args)
+    {"gemm": bench_gemm, "infer": bench_infer, "train": bench_train}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,91 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Benchmark against PyTorch side by side: 'infer' (ViT forward) or 'gemm' (ViT-Ti linear-layer shapes).");
         cmd.Subcommands.Add(Infer());
         cmd.Subcommands.Add(GemmBench());
+        cmd.Subcommands.Add(TrainBench());
+        cmd.Subcommands.Add(MultiTaskBench());
+        return cmd;
+    }
+
+    static Command TrainBench()
+    {
+        var cmd = new Command("train", "One training step (forward, cross-entropy, backward, AdamW) at batch B: memory tokens (backbone frozen) or full fine-tuning.");
+        var s = AddShared(cmd);
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
+        var method = new Option<string>("--method") { DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong("memory", "full");
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 5 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        cmd.Options.Add(model); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int b = r.GetValue(batch), px = r.GetValue(size), m = r.GetValue(tokens);
+            string meth = r.GetValue(method)!;
+            Parallelism.Threads = r.GetValue(s.Threads);
+            var vit = r.GetValue(model) is string path
+                ? Backbone.Load(path, new BackboneOptions { ImageSize = px, DropHead = true }).Model
+                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px, NumClasses = 0 }, seed: 1);
+            var tuning = new MLNet.MemoryTokens.Tuning.TuningOptions
+            {
+                Method = meth == "full" ? MLNet.MemoryTokens.Tuning.TuningMethod.Full : MLNet.MemoryTokens.Tuning.TuningMethod.Memory, MemoryTokens = m,
+            };
+            var adapted = tuning.CreateModel(vit, 10, seed: 0);
+            var optimizer = new MLNet.MemoryTokens.Training.AdamW(adapted.Parameters, 0f);
+            var x = new Tensor([b, 3, px, px]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            var labels = Enumerable.Range(0, b).Select(i => i % 10).ToArray();
+            void Step()
+            {
+                var logits = adapted.Forward(x, keepForBackward: true);
+                var d = new Tensor(logits.Shape);
+                MLNet.MemoryTokens.Training.CrossEntropy.Compute(logits.Data, labels, 10, 0.1f, d.Data);
+                adapted.ZeroGrad();
+                adapted.Backward(d);
+                optimizer.Step(adapted.Parameters, 1e-4f);
+            }
+            double sec = Timing.Median(Step, r.GetValue(s.Seconds));
+            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads");
+            var torch = r.GetValue(s.NoTorch) ? null : RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
+                .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).FirstOrDefault();
+            Report.Print([("images/s", b / sec, torch?.GetValueOrDefault("images_per_second"), true),
+                          ("ms per step", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
+                          ("peak RSS MB", Timing.PeakRssMb(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command MultiTaskBench()
+    {
+        var cmd = new Command("multitask", "One masked forward pass serving the original head plus T added tasks, against a plain forward (ours only).");
+        var s = AddShared(cmd);
+        var tasks = new Option<int>("--tasks") { DefaultValueFactory = _ => 5 };
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 5 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        cmd.Options.Add(tasks); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int b = r.GetValue(batch), px = r.GetValue(size), t = r.GetValue(tasks), m = r.GetValue(tokens);
+            Parallelism.Threads = r.GetValue(s.Threads);
+            var vit = VisionTransformer.CreateRandom(new VitConfig { ImageSize = px }, seed: 1);
+            var backbone = new Backbone(vit, new PreprocessConfig { InputSize = px }, "random", Backbone.ComputeFingerprint(vit.Parameters));
+            var tuning = new MLNet.MemoryTokens.Tuning.TuningOptions { Method = MLNet.MemoryTokens.Tuning.TuningMethod.Memory, MemoryTokens = m, Masked = true };
+            var adapters = Enumerable.Range(0, t).Select(i => ($"task{i}", MLNet.MemoryTokens.Tuning.Adapter.From(tuning.CreateModel(vit, 10, i), backbone, tuning,
+                Enumerable.Range(0, 10).Select(c => c.ToString()).ToArray(), backbone.Preprocess))).ToList();
+            var multi = new MLNet.MemoryTokens.Tuning.MultiTaskVit(backbone, adapters);
+            var x = new Tensor([b, 3, px, px]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            double plain = Timing.Median(() => vit.Forward(x), r.GetValue(s.Seconds));
+            double both = Timing.Median(() => multi.Forward(x), r.GetValue(s.Seconds));
+            Console.WriteLine($"original head + {t} masked tasks (m={m}) in one pass vs a plain forward, batch {b}, image {px}, {Parallelism.Threads} threads");
+            Console.WriteLine($"plain forward      {plain * 1000,8:F1} ms  {b / plain,7:F1} img/s");
+            Console.WriteLine($"multi-task forward {both * 1000,8:F1} ms  {b / both,7:F1} img/s");
+            Console.WriteLine($"cost ratio         {both / plain,8:F3}x");
+            return 0;
+        }));
         return cmd;
     }
 

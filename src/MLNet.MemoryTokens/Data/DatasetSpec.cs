@@ -37,7 +37,7 @@ internal static class DatasetSpec
         if (Directory.Exists(subfolder)) return ImageFolder.Read(subfolder);
         string prefix = IdxLayout.Prefix(split);
         throw new ArgumentException($"{folder} has no {split} split: expected {prefix}-images-idx3-ubyte[.gz] with its labels, " +
-                                    $"or a '{split}' subfolder of class folders.", nameof(folder));
+                                    $"or a '{split}' subfolder of class folders.", "spec");
     }
 
     /// <summary>Splits "path:test" into the path and the split; a path that exists as written is never split.</summary>

@@ -22,11 +22,11 @@ internal sealed class IdxDataset : IImageDataset
         var labels = _labels.Bytes.AsSpan(_labels.DataOffset);
         int maxLabel = 0;
         foreach (var label in labels) maxLabel = Math.Max(maxLabel, label);
-        string namesFrom = "the class names given";
+        string namesFrom = "given";
         if (classNames is null)
         {
             string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(imagesPath))!, ClassNamesFile.FileName);
-            if (File.Exists(beside)) (classNames, namesFrom) = (ClassNamesFile.Read(beside), beside);
+            if (File.Exists(beside)) (classNames, namesFrom) = (ClassNamesFile.Read(beside), $"in {beside}");
             // MNIST-style sets are digits 0-9; anything beyond gets a numeric name too rather than failing.
             else classNames = [.. Enumerable.Range(0, Math.Max(10, maxLabel + 1)).Select(i => i.ToString())];
         }
@@ -34,7 +34,7 @@ internal sealed class IdxDataset : IImageDataset
         {
             int image = labels.IndexOf((byte)maxLabel);
             throw _labels.Error(_labels.DataOffset + image,
-                $"label {maxLabel} of image {image} is outside the {classNames.Count} classes of {namesFrom}.");
+                $"label {maxLabel} of image {image} is beyond the {classNames.Count} class names {namesFrom}.");
         }
         ClassNames = Array.AsReadOnly(classNames.ToArray());
     }

@@ -28,20 +28,29 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>A run of key/value rows: <paramref name="Rows"/> rows of 3D floats starting at <paramref name="Qkv"/> (batch 0),
-    /// the next sample's rows <paramref name="BatchStride"/> floats further (0: shared by the whole batch).</summary>
-    internal readonly struct Segment(float* qkv, long batchStride, int rows)
+    /// <summary>A run of key/value rows: <c>Rows</c> keys at <c>K</c> and values at <c>V</c> (batch 0, D floats each, rows
+    /// <c>RowStride</c> apart), the next sample's <c>BatchStride</c> floats further (0: shared by the whole batch).</summary>
+    internal readonly struct Segment(float* k, float* v, int rowStride, long batchStride, int rows)
     {
-        public readonly float* Qkv = qkv;
+        public readonly float* K = k, V = v;
+        public readonly int RowStride = rowStride;
         public readonly long BatchStride = batchStride;
         public readonly int Rows = rows;
+
+        /// <summary>Rows of a [.., 3D] qkv buffer starting at <paramref name="qkvRow"/>.</summary>
+        public static Segment OfQkv(float* qkvRow, int dim, long batchStride, int rows) => new(qkvRow + dim, qkvRow + 2 * dim, 3 * dim, batchStride, rows);
     }
 
-    /// <summary>Where a segment's key/value gradients go: same shape as its rows; batch stride never 0 (no two tasks write the same floats).</summary>
-    internal readonly struct GradSegment(float* dQkv, long batchStride)
+    /// <summary>Where a segment's key/value gradients go (rows laid out like the segment's); null pointers: the keys are frozen, skip them.
+    /// The batch stride is never 0, so no two tasks write the same floats.</summary>
+    internal readonly struct GradSegment(float* dk, float* dv, int rowStride, long batchStride)
     {
-        public readonly float* DQkv = dQkv;
+        public readonly float* DK = dk, DV = dv;
+        public readonly int RowStride = rowStride;
         public readonly long BatchStride = batchStride;
+
+        public static GradSegment OfQkv(float* dQkvRow, int dim, long batchStride) => new(dQkvRow + dim, dQkvRow + 2 * dim, 3 * dim, batchStride);
+        public static GradSegment Frozen => new(null, null, 0, 0);
     }
 
     /// <summary>out[b, i, h·d:(h+1)·d] = softmax(q_i·Kᵀ/√d) V for every batch b and head h.</summary>
@@ -58,8 +67,8 @@ public static unsafe class Attention
         fixed (float* po = output) fixed (float* pp = probs) fixed (float* pq = qkv)
         {
             long seq = (long)layout.SeqLen * 3 * D;
-            var keys = new[] { new Segment(pq + (long)layout.KeyStart * 3 * D, seq, nk) };
-            Forward(po, (long)nq * D, D, keep ? pp : null, pq + (long)layout.QueryStart * 3 * D, seq, nq, keys, layout.Batch, layout.Heads, layout.HeadDim);
+            var keys = new[] { Segment.OfQkv(pq + (long)layout.KeyStart * 3 * D, D, seq, nk) };
+            Forward(po, (long)nq * D, D, keep ? pp : null, pq + (long)layout.QueryStart * 3 * D, 3 * D, seq, nq, keys, layout.Batch, layout.Heads, layout.HeadDim);
         }
     }
 
@@ -78,17 +87,17 @@ public static unsafe class Attention
         fixed (float* pdq = dQkv) fixed (float* pdo = dOutput) fixed (float* pp = probs) fixed (float* pq = qkv)
         {
             long seq = (long)layout.SeqLen * 3 * D, k0 = (long)layout.KeyStart * 3 * D, q0 = (long)layout.QueryStart * 3 * D;
-            var keys = new[] { new Segment(pq + k0, seq, nk) };
-            var dKeys = new[] { new GradSegment(pdq + k0, seq) };
-            Backward(pdq + q0, seq, pdo, (long)nq * D, D, pp, pq + q0, seq, nq, keys, dKeys, layout.Batch, layout.Heads, layout.HeadDim);
+            var keys = new[] { Segment.OfQkv(pq + k0, D, seq, nk) };
+            var dKeys = new[] { GradSegment.OfQkv(pdq + k0, D, seq) };
+            Backward(pdq + q0, seq, pdo, (long)nq * D, D, pp, pq + q0, 3 * D, seq, nq, keys, dKeys, layout.Batch, layout.Heads, layout.HeadDim);
         }
     }
 
-    /// <summary>Segmented forward. q: query rows (batch stride qStride, row stride 3D); out: rows of D floats at row stride outRow.</summary>
-    internal static void Forward(float* output, long outBatchStride, int outRow, float* probs, float* q, long qBatchStride, int nq,
+    /// <summary>Segmented forward. q: query rows (row stride qRow, batch stride qBatchStride); out: rows at stride outRow.</summary>
+    internal static void Forward(float* output, long outBatchStride, int outRow, float* probs, float* q, int qRow, long qBatchStride, int nq,
         Segment[] keys, int batch, int heads, int hd)
     {
-        int D = heads * hd, row = 3 * D, nk = 0;
+        int D = heads * hd, nk = 0;
         foreach (var s in keys) nk += s.Rows;
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
@@ -107,7 +116,7 @@ public static unsafe class Attention
                     int col = 0;
                     foreach (var s in keys)
                     {
-                        Gemm.Multiply(false, true, nq, s.Rows, hd, qp, row, s.Qkv + b * s.BatchStride + D + h * hd, row, p + col, nk, 0f, parallel: false);
+                        Gemm.Multiply(false, true, nq, s.Rows, hd, qp, qRow, s.K + b * s.BatchStride + h * hd, s.RowStride, p + col, nk, 0f, parallel: false);
                         col += s.Rows;
                     }
                     // P = softmax(S / √d) over all keys, row by row, in place
@@ -120,7 +129,7 @@ public static unsafe class Attention
                     col = 0;
                     foreach (var s in keys)
                     {
-                        Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.Qkv + b * s.BatchStride + 2 * D + h * hd, row, o, outRow, col == 0 ? 0f : 1f, parallel: false);
+                        Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.V + b * s.BatchStride + h * hd, s.RowStride, o, outRow, col == 0 ? 0f : 1f, parallel: false);
                         col += s.Rows;
                     }
                 }
@@ -129,11 +138,11 @@ public static unsafe class Attention
         });
     }
 
-    /// <summary>Segmented backward: dq (rows like q) and each segment's dk/dv accumulate; probs as saved by Forward.</summary>
+    /// <summary>Segmented backward: dq (rows like q, stride qRow) and each segment's dk/dv accumulate; probs as saved by Forward.</summary>
     internal static void Backward(float* dq, long dqBatchStride, float* dOutput, long dOutBatchStride, int outRow, float* probs,
-        float* q, long qBatchStride, int nq, Segment[] keys, GradSegment[] dKeys, int batch, int heads, int hd)
+        float* q, int qRow, long qBatchStride, int nq, Segment[] keys, GradSegment[] dKeys, int batch, int heads, int hd)
     {
-        int D = heads * hd, row = 3 * D, nk = 0;
+        int D = heads * hd, nk = 0;
         foreach (var s in keys) nk += s.Rows;
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
@@ -152,13 +161,13 @@ public static unsafe class Attention
                     int col = 0;
                     for (int si = 0; si < keys.Length; si++)
                     {
-                        var s = keys[si];
-                        float* v = s.Qkv + b * s.BatchStride + 2 * D + h * hd;
-                        float* dv = dKeys[si].DQkv + b * dKeys[si].BatchStride + 2 * D + h * hd;
+                        var s = keys[si]; var g = dKeys[si];
+                        float* v = s.V + b * s.BatchStride + h * hd;
                         // forward: O = P V   → dV += Pᵀ dO                     [Nk_seg, d]
-                        Gemm.Multiply(true, false, s.Rows, hd, nq, p + col, nk, dO, outRow, dv, row, 1f, parallel: false);
+                        if (g.DV != null)
+                            Gemm.Multiply(true, false, s.Rows, hd, nq, p + col, nk, dO, outRow, g.DV + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
                         // forward: O = P V   → dP = dO Vᵀ                      [Nq, Nk_seg]
-                        Gemm.Multiply(false, true, nq, s.Rows, hd, dO, outRow, v, row, dS + col, nk, 0f, parallel: false);
+                        Gemm.Multiply(false, true, nq, s.Rows, hd, dO, outRow, v, s.RowStride, dS + col, nk, 0f, parallel: false);
                         col += s.Rows;
                     }
                     // forward: P = softmax(S/√d) → dS = P ⊙ (dP − Σ dP⊙P) / √d, in place
@@ -170,13 +179,13 @@ public static unsafe class Attention
                     col = 0;
                     for (int si = 0; si < keys.Length; si++)
                     {
-                        var s = keys[si];
-                        float* k = s.Qkv + b * s.BatchStride + D + h * hd;
-                        float* dk = dKeys[si].DQkv + b * dKeys[si].BatchStride + D + h * hd;
+                        var s = keys[si]; var g = dKeys[si];
+                        float* k = s.K + b * s.BatchStride + h * hd;
                         // forward: S = Q Kᵀ → dQ += dS K                       [Nq, d]
-                        Gemm.Multiply(false, false, nq, hd, s.Rows, dS + col, nk, k, row, dqp, row, 1f, parallel: false);
+                        Gemm.Multiply(false, false, nq, hd, s.Rows, dS + col, nk, k, s.RowStride, dqp, qRow, 1f, parallel: false);
                         //                      dK += dSᵀ Q                      [Nk_seg, d]
-                        Gemm.Multiply(true, false, s.Rows, hd, nq, dS + col, nk, qp, row, dk, row, 1f, parallel: false);
+                        if (g.DK != null)
+                            Gemm.Multiply(true, false, s.Rows, hd, nq, dS + col, nk, qp, qRow, g.DK + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
                         col += s.Rows;
                     }
                 }

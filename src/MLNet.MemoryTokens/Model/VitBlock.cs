@@ -86,7 +86,7 @@ internal sealed class VitBlock
                 var grp = groups[g];
                 var segs = Segments(grp, qkv, seqRows, tape);
                 fixed (float* probs = keep ? tape.Probs[g] : null)
-                    Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d,
+                    Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d,
                         (long)seqRows * 3 * d, grp.Queries, segs, batch, c.Heads, c.HeadDim);
             }
         // x ← x + Attn Wprojᵀ + b (rows no group queried keep a zero attention output: the residual passes them through)
@@ -104,9 +104,9 @@ internal sealed class VitBlock
         int d3 = 3 * C.Dim;
         var segs = new Attention.Segment[grp.StreamKeys.Length + grp.Memories.Length];
         int i = 0;
-        foreach (var (start, n) in grp.StreamKeys) segs[i++] = new Attention.Segment(qkv + (long)start * d3, (long)seqRows * d3, n);
+        foreach (var (start, n) in grp.StreamKeys) segs[i++] = Attention.Segment.OfQkv(qkv + (long)start * d3, C.Dim, (long)seqRows * d3, n);
         foreach (var j in grp.Memories)
-            fixed (float* mq = tape.MemQkv[j]) segs[i++] = new Attention.Segment(mq, 0, tape.MemRows[j]); // pinned: tape arrays are pinned-object-heap
+            fixed (float* mq = tape.MemQkv[j]) segs[i++] = Attention.Segment.OfQkv(mq, C.Dim, 0, tape.MemRows[j]); // pinned: tape arrays are pinned-object-heap
         return segs;
     }
 
@@ -147,12 +147,12 @@ internal sealed class VitBlock
                 var segs = Segments(grp, qkv, seqRows, tape);
                 var dsegs = new Attention.GradSegment[segs.Length];
                 int i = 0;
-                foreach (var (start, _) in grp.StreamKeys) dsegs[i++] = new Attention.GradSegment(dqkv + (long)start * 3 * d, (long)seqRows * 3 * d);
+                foreach (var (start, _) in grp.StreamKeys) dsegs[i++] = Attention.GradSegment.OfQkv(dqkv + (long)start * 3 * d, d, (long)seqRows * 3 * d);
                 foreach (var j in grp.Memories)
-                    fixed (float* dm = tape.DMemQkv[j]) dsegs[i++] = new Attention.GradSegment(dm, (long)tape.MemRows[j] * 3 * d);
+                    fixed (float* dm = tape.DMemQkv[j]) dsegs[i++] = Attention.GradSegment.OfQkv(dm, d, (long)tape.MemRows[j] * 3 * d);
                 fixed (float* probs = tape.Probs[g])
                     Attention.Backward(dqkv + (long)grp.QueryStart * 3 * d, (long)seqRows * 3 * d, dAttn + (long)grp.QueryStart * d, (long)seqRows * d, d,
-                        probs, qkv + (long)grp.QueryStart * 3 * d, (long)seqRows * 3 * d, grp.Queries, segs, dsegs, batch, c.Heads, c.HeadDim);
+                        probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d, (long)seqRows * 3 * d, grp.Queries, segs, dsegs, batch, c.Heads, c.HeadDim);
             }
         // forward: qkv = Ln1 Wqkvᵀ + bq            → dLn1 = dQkv Wqkv
         Array.Clear(s.DRow, 0, rows * d);

@@ -30,7 +30,8 @@ public sealed record TuningOptions
         if (Masked && Method != TuningMethod.Memory) throw new ArgumentException($"The attention-masked variant applies to memory tuning, not {Method}.");
     }
 
-    internal AdaptedVit CreateModel(Model.VisionTransformer backbone, int classes, int seed) => Method switch
+    /// <summary>The backbone with this method's trainable parts, freshly initialised (seeded) for <paramref name="classes"/> classes.</summary>
+    public AdaptedVit CreateModel(Model.VisionTransformer backbone, int classes, int seed) => Method switch
     {
         TuningMethod.HeadOnly => new AdaptedVit(backbone, classes, 0, false, false, false, seed),
         TuningMethod.HeadAndClassToken => new AdaptedVit(backbone, classes, 0, false, true, false, seed),
