@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io
-from vit_reference import VisionTransformer, forward_adapted, resample_abs_pos_embed
+from vit_reference import VisionTransformer, forward_adapted, forward_vqt, resample_abs_pos_embed
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "parity")
 
@@ -131,10 +131,30 @@ def memory_tokens():
     safetensors_io.save(os.path.join(OUT, "memory_tokens.safetensors"), out)
 
 
+def vqt():
+    """Gradients of VQT query tokens and head (T = 2, 4 classes) under CE with label smoothing 0.1, for the small random ViT."""
+    sd, _ = safetensors_io.load(os.path.join(OUT, "vit_random.safetensors"))
+    torch.manual_seed(13)
+    model = VisionTransformer.from_state_dict(sd, num_heads=2)
+    B, C, T, L, D = 3, 4, 2, 2, 32
+    x = torch.randn(B, 3, 16, 16)
+    labels = torch.tensor([1, 3, 0])
+    queries = (torch.randn(L, T, D) * 0.5).requires_grad_()
+    F_dim = D * (1 + L * T)
+    hw, hb = (torch.randn(C, F_dim) * 0.3).requires_grad_(), (torch.randn(C) * 0.1).requires_grad_()
+    out = {"images": x, "labels": labels.float(), "queries": queries.detach().clone(), "head.weight": hw.detach().clone(), "head.bias": hb.detach().clone()}
+    logits = forward_vqt(model, x, queries, (hw, hb))
+    loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    loss.backward()
+    out.update({"logits": logits, "loss": loss.reshape(1), "grad.queries": queries.grad, "grad.head.weight": hw.grad, "grad.head.bias": hb.grad})
+    safetensors_io.save(os.path.join(OUT, "vqt.safetensors"), out)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     kernels()
     vit()
     memory_tokens()
+    vqt()
     print("wrote", sorted(os.listdir(OUT)))

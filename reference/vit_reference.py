@@ -160,3 +160,29 @@ def forward_adapted(model, x, memory=None, cls=None, masked=False, head=None):
     pooled = model.norm(t[:, N if masked else 0])
     w, b = head
     return pooled @ w.t() + b
+
+
+def forward_vqt(model, x, queries, head):
+    """Visual Query Tuning (Tu et al. 2023). queries [L, T, D]: at layer l each query row goes through block l reading keys and
+    values of the original tokens only (z = q + proj(attn(norm1(q), K, V)); out = z + mlp(norm2(z))); the stream itself is
+    untouched. Head input: normalize(final-norm class token) | normalize(flatten(out_l)) for each layer l. Returns logits."""
+    B = x.shape[0]
+    t = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
+    t = torch.cat([model.cls_token.expand(B, -1, -1), t], 1) + model.pos_embed
+    outs = []
+    for blk, q_tokens in zip(model.blocks, queries):
+        a = blk.attn
+        D = t.shape[2]
+        T = q_tokens.shape[0]
+        kv = a.qkv(blk.norm1(t)).reshape(B, t.shape[1], 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv[1], kv[2]
+        qrow = q_tokens.unsqueeze(0).expand(B, -1, -1)
+        qq = a.qkv(blk.norm1(qrow)).reshape(B, T, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)[0]
+        att = ((qq @ k.transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)
+        z = qrow + a.proj((att @ v).transpose(1, 2).reshape(B, T, D))
+        outs.append(z + blk.mlp(blk.norm2(z)))
+        t = blk(t)
+    cls = model.norm(t)[:, 0]
+    feats = torch.cat([F.normalize(cls, dim=1)] + [F.normalize(o.reshape(B, -1), dim=1) for o in outs], 1)
+    w, b = head
+    return feats @ w.t() + b

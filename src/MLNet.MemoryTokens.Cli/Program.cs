@@ -14,6 +14,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());
+        root.Subcommands.Add(FeaturizeCommand.Create());
         root.Subcommands.Add(CheckParityCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.Cli.Commands;
 

@@ -17,8 +17,13 @@ internal static class TrainCommand
         var data = DataOptions.Data("Training images: a folder per class, a CSV of path,label, or IDX files (MNIST/Fashion-MNIST format; a folder of them, or 'folder:test').");
         var validationData = new Option<string?>("--validation-data") { Description = "Validation images (default: a stratified --validation-fraction of --data)." };
         var limit = DataOptions.Limit();
-        var method = new Option<string>("--method") { Description = "memory | head | head-class | full", DefaultValueFactory = _ => "memory" };
-        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full");
+        var method = new Option<string>("--method") { Description = "memory | head | head-class | full | vqt", DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full", "vqt");
+        var queries = new Option<int>("--queries") { Description = "VQT query tokens per layer (T).", DefaultValueFactory = _ => 1 };
+        var queryDropout = new Option<float>("--query-dropout") { Description = "VQT dropout on query tokens.", DefaultValueFactory = _ => 0.1f };
+        var cacheDir = new Option<string?>("--cache-dir") { Description = "VQT: keep the key/value cache in a file here (reused when backbone, size and data match)." };
+        var cacheDType = new Option<string>("--cache-dtype") { Description = "VQT cache element type: f16 | bf16 | f32", DefaultValueFactory = _ => "f16" };
+        cacheDType.AcceptOnlyFromAmong("f16", "bf16", "f32");
         var tokens = new Option<int>("--tokens") { Description = "Memory tokens per layer (m).", DefaultValueFactory = _ => 5 };
         var masked = new Option<bool>("--masked") { Description = "Attention-masked memory: the pretrained outputs stay exact; the adapter can join a multi-task pass." };
         var noCls = new Option<bool>("--freeze-class-token") { Description = "Memory tuning without training the class token." };
@@ -41,7 +46,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, noCls, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            model, data, validationData, limit, method, tokens, masked, noCls, queries, queryDropout, cacheDir, cacheDType, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
             valFraction, imageSize, checkpointDir, resume, output, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -50,6 +55,8 @@ internal static class TrainCommand
             var tuning = new TuningOptions
             {
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
+                QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
+                CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
@@ -71,11 +78,11 @@ internal static class TrainCommand
             if (asJson)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    adapter = Path.GetFullPath(outDir), method = r.GetValue(method), trainable_parameters = result.Model.TrainableCount,
+                    adapter = Path.GetFullPath(outDir), method = r.GetValue(method), trainable_parameters = result.Model.TrainableCount(),
                     epochs = result.History.Select(h => new { h.Epoch, train_loss = h.TrainLoss, train_accuracy = h.TrainAccuracy, validation_loss = h.ValidationLoss, validation_accuracy = h.ValidationAccuracy, h.Seconds, images_per_second = h.ImagesPerSecond }),
                 }));
             else
-                Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}, {result.Model.TrainableCount:N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
+                Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}, {result.Model.TrainableCount():N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
                                   (last.ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : ""));
             return 0;
         }, onCancel: "training cancelled; with --checkpoint-dir, --resume continues from the last finished epoch")));
@@ -88,6 +95,7 @@ internal static class TrainCommand
         "head" => TuningMethod.HeadOnly,
         "head-class" => TuningMethod.HeadAndClassToken,
         "full" => TuningMethod.Full,
+        "vqt" => TuningMethod.Vqt,
         _ => throw new ArgumentException($"Unknown method '{s}'."),
     };
 
@@ -118,10 +126,11 @@ internal static class TrainCommand
                     _ => p.Message ?? p.Phase,
                 };
                 if (p.Phase == "epoch") AnsiConsole.MarkupLine(Markup.Escape(EpochLine(p)));
+                else if (p.Phase is "cache" or "resume") AnsiConsole.MarkupLine(Markup.Escape(p.Message ?? ""));
                 return;
             }
             if (p.Phase == "epoch") Console.WriteLine(EpochLine(p));
-            else if (p.Phase is "prepare" or "resume") Console.WriteLine(p.Message);
+            else if (p.Phase is "prepare" or "resume" or "cache") Console.WriteLine(p.Message);
         }
 
         static string EpochLine(TrainingProgress p) =>

@@ -90,7 +90,11 @@ public sealed class VisionTransformer
     public Tensor Forward(Tensor images) => ForwardHead(ForwardFeatures(images));
 
     /// <summary>Trunk: images [B, C_in, H, W] (normalised) → tokens [B, N, D] after the final LayerNorm.</summary>
-    public Tensor ForwardFeatures(Tensor images)
+    public Tensor ForwardFeatures(Tensor images) => ForwardFeatures(images, null);
+
+    /// <summary>The trunk, handing each block's qkv [B, N, 3D] to <paramref name="onBlockQkv"/> (layer, qkv) right after that block:
+    /// how VQT reads every layer's keys and values without a second pass.</summary>
+    internal Tensor ForwardFeatures(Tensor images, Action<int, float[]>? onBlockQkv)
     {
         int batch = CheckImages(images);
         var output = new Tensor([batch, Config.NumTokens, Config.Dim]);
@@ -98,7 +102,11 @@ public sealed class VisionTransformer
         try
         {
             EmbedPatches(ws.X, ws, images.Data, batch);
-            foreach (var block in Blocks) block.ForwardInference(ws, batch);
+            foreach (var block in Blocks)
+            {
+                block.ForwardInference(ws, batch);
+                onBlockQkv?.Invoke(block.Index, ws.Qkv);
+            }
             LayerNorm.Forward(output.Data, default, default, ws.X, NormWeight.Data, NormBias.Data, batch * Config.NumTokens, Config.Dim, Config.LayerNormEps);
         }
         finally { ReturnWorkspace(ws); }

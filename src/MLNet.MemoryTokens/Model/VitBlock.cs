@@ -7,7 +7,10 @@ namespace MLNet.MemoryTokens.Model;
 /// <remarks>Plain self-attention is one group (0, N, [(0, N)], []). Memory tokens: (0, N, [(0, N)], [0]). The masked variant keeps
 /// the original rows to themselves, (0, N, [(0, N)], []), and adds per task t a class-token row that reads the originals,
 /// itself and its memory: (N+t, 1, [(0, N), (N+t, 1)], [t]). VQT query rows read only the originals: (N, T, [(0, N)], []).</remarks>
-public sealed record AttentionGroup(int QueryStart, int Queries, (int Start, int Rows)[] StreamKeys, int[] Memories);
+public sealed record AttentionGroup(int QueryStart, int Queries, (int Start, int Rows)[] StreamKeys, int[] Memories, bool ReadsExternal = false);
+
+/// <summary>Keys and values computed elsewhere and read-only here (a VQT cache): [B, Rows, 2D] per block call, k then v in each row.</summary>
+public sealed record ExternalKeyValues(float[] Data, int Rows);
 
 /// <summary>One pre-norm transformer block: weights (views into the model's state dict), inference forward, training forward
 /// that keeps what backward needs, and backward — side by side.</summary>
@@ -63,11 +66,12 @@ internal sealed class VitBlock
     /// that name them. With <paramref name="tape"/> it keeps what <see cref="Backward"/> needs; without, it only computes.</summary>
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
-    public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape, bool keep = true)
+    public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape,
+        bool keep = true, ExternalKeyValues? external = null)
     {
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
-        tape.Ensure(c, batch, seqRows, memories, groups, keep);
+        tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0);
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, tape.Ln1Mean, tape.Ln1Rstd, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
@@ -84,7 +88,7 @@ internal sealed class VitBlock
             for (int g = 0; g < groups.Count; g++)
             {
                 var grp = groups[g];
-                var segs = Segments(grp, qkv, seqRows, tape);
+                var segs = Segments(grp, qkv, seqRows, tape, external);
                 fixed (float* probs = keep ? tape.Probs[g] : null)
                     Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d,
                         (long)seqRows * 3 * d, grp.Queries, segs, batch, c.Heads, c.HeadDim);
@@ -99,11 +103,17 @@ internal sealed class VitBlock
         Linear.Forward(x, tape.Gelu, Fc2Packed, Fc2B.Data, rows, accumulate: true);
     }
 
-    unsafe Attention.Segment[] Segments(AttentionGroup grp, float* qkv, int seqRows, BlockTape tape)
+    unsafe Attention.Segment[] Segments(AttentionGroup grp, float* qkv, int seqRows, BlockTape tape, ExternalKeyValues? external)
     {
-        int d3 = 3 * C.Dim;
-        var segs = new Attention.Segment[grp.StreamKeys.Length + grp.Memories.Length];
+        int d = C.Dim, d3 = 3 * d;
+        var segs = new Attention.Segment[grp.StreamKeys.Length + grp.Memories.Length + (grp.ReadsExternal ? 1 : 0)];
         int i = 0;
+        if (grp.ReadsExternal)
+        {
+            if (external is null) throw new ArgumentException("An attention group reads external keys/values, but none were given.");
+            fixed (float* kv = external.Data) // pinned by the caller (pinned-object-heap array)
+                segs[i++] = new Attention.Segment(kv, kv + d, 2 * d, (long)external.Rows * 2 * d, external.Rows);
+        }
         foreach (var (start, n) in grp.StreamKeys) segs[i++] = Attention.Segment.OfQkv(qkv + (long)start * d3, C.Dim, (long)seqRows * d3, n);
         foreach (var j in grp.Memories)
             fixed (float* mq = tape.MemQkv[j]) segs[i++] = Attention.Segment.OfQkv(mq, C.Dim, 0, tape.MemRows[j]); // pinned: tape arrays are pinned-object-heap
@@ -114,12 +124,13 @@ internal sealed class VitBlock
     /// dx [B, S, D] is the gradient of the block output on entry and of its input on exit; memory gradients [m, D] accumulate;
     /// with <paramref name="weightGrads"/> (full fine-tuning) every weight's gradient accumulates too.</summary>
     public unsafe void Backward(float[] dx, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups,
-        BlockTape tape, IReadOnlyList<Memory<float>> dMemories, BlockGrads? weightGrads)
+        BlockTape tape, IReadOnlyList<Memory<float>> dMemories, BlockGrads? weightGrads, ExternalKeyValues? external = null)
     {
         var c = C;
         int d = c.Dim, f = c.MlpDim, rows = batch * seqRows;
         var w = weightGrads;
         var s = tape.Scratch;
+        s.Ensure(c, rows);
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
         Array.Clear(s.DHidden, 0, rows * f);
         Linear.BackwardInput(s.DHidden, dx, Fc2PackedT, rows);
@@ -144,9 +155,10 @@ internal sealed class VitBlock
             for (int g = 0; g < groups.Count; g++)
             {
                 var grp = groups[g];
-                var segs = Segments(grp, qkv, seqRows, tape);
+                var segs = Segments(grp, qkv, seqRows, tape, external);
                 var dsegs = new Attention.GradSegment[segs.Length];
                 int i = 0;
+                if (grp.ReadsExternal) dsegs[i++] = Attention.GradSegment.Frozen;   // cached keys/values: no gradient goes back
                 foreach (var (start, _) in grp.StreamKeys) dsegs[i++] = Attention.GradSegment.OfQkv(dqkv + (long)start * 3 * d, d, (long)seqRows * 3 * d);
                 foreach (var j in grp.Memories)
                     fixed (float* dm = tape.DMemQkv[j]) dsegs[i++] = Attention.GradSegment.OfQkv(dm, d, (long)tape.MemRows[j] * 3 * d);
@@ -208,7 +220,7 @@ internal sealed class BlockTape
 
     static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)n, pinned: true);
 
-    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true)
+    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true, int externalRows = 0)
     {
         int d = c.Dim;
         if (batch != Batch || seqRows != SeqRows)
@@ -236,7 +248,7 @@ internal sealed class BlockTape
         if (!keep) return;   // inference: scores live in per-task scratch
         for (int g = 0; g < groups.Count; g++)
         {
-            int nk = groups[g].StreamKeys.Sum(k => k.Rows) + groups[g].Memories.Sum(j => memRows[j]);
+            int nk = groups[g].StreamKeys.Sum(k => k.Rows) + groups[g].Memories.Sum(j => memRows[j]) + (groups[g].ReadsExternal ? externalRows : 0);
             long need = (long)batch * c.Heads * groups[g].Queries * nk;
             if (Probs[g] is null || Probs[g].Length != need) Probs[g] = Pinned(need);
         }

@@ -46,6 +46,19 @@ public sealed class PreparedImages
         return new PreparedImages(pixels, labels, s, dataset.ClassNames, preprocess);
     }
 
+    /// <summary>SHA-256 of the prepared pixels, labels and normalisation (hex, first 32 digits): identifies the data a cache was built from.</summary>
+    public string Fingerprint => _fingerprint ??= ComputeFingerprint();
+    string? _fingerprint;
+
+    string ComputeFingerprint()
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(_pixels);
+        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Labels.AsSpan()));
+        sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Size};{string.Join(',', _preprocess.Mean)};{string.Join(',', _preprocess.Std)}"));
+        return Convert.ToHexStringLower(sha.GetHashAndReset())[..32];
+    }
+
     /// <summary>The normalised batch [B, 3, S, S] for these indices.</summary>
     public Tensor Batch(ReadOnlySpan<int> indices)
     {

@@ -5,11 +5,12 @@ using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.QueryTuning;
 
 namespace MLNet.MemoryTokens.Training;
 
 /// <summary>The outcome of a training run: the adapter (trained tensors + config) and per-epoch figures.</summary>
-public sealed record TrainingResult(Adapter Adapter, AdaptedVit Model, IReadOnlyList<EpochMetrics> History);
+public sealed record TrainingResult(Adapter Adapter, ITunedModel Model, IReadOnlyList<EpochMetrics> History);
 
 /// <summary>Trains any <see cref="TuningMethod"/> on a labelled image set: mini-batches, AdamW or SGD, warm-up + cosine, clipping,
 /// label smoothing, stratified validation, progress, cancellation, resumable checkpoints, and a clear stop on a non-finite loss.</summary>
@@ -46,9 +47,12 @@ public static class Trainer
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;
         var model = tuning.CreateModel(backbone.Model, classes, options.Seed);
-        ITrainingStep step = tuning.Method == TuningMethod.HeadOnly
-            ? new CachedFeatureStep(model, backbone, trainSet, options, cancel)
-            : new ImageStep(model, trainSet);
+        using var step = tuning.Method switch
+        {
+            TuningMethod.HeadOnly => new CachedFeatureStep((AdaptedVit)model, backbone, trainSet, options, cancel),
+            TuningMethod.Vqt => new QueryCacheStep((QueryTunedVit)model, backbone, trainSet, tuning, options),
+            _ => (ITrainingStep)new ImageStep(model, trainSet),
+        };
         var optimizer = Optimizer.Create(options.Optimizer, model.Parameters, options.WeightDecay, options.Momentum);
         int stepsPerEpoch = (trainSet.Count + options.BatchSize - 1) / options.BatchSize;
         long totalSteps = (long)stepsPerEpoch * options.Epochs;
@@ -112,7 +116,7 @@ public static class Trainer
             {
                 options.Epochs, options.BatchSize, options.LearningRate, Optimizer = options.Optimizer.ToString(), options.Momentum, options.WeightDecay,
                 options.WarmupEpochs, options.MinLearningRate, options.GradientClipNorm, options.LabelSmoothing, options.Seed, options.ValidationFraction,
-                TrainImages = trainSet.Count, ValidationImages = valSet?.Count ?? 0, TrainableParameters = model.TrainableCount,
+                TrainImages = trainSet.Count, ValidationImages = valSet?.Count ?? 0, TrainableParameters = model.TrainableCount(),
             }),
             ["history"] = JsonSerializer.SerializeToElement(history),
         };
@@ -121,7 +125,7 @@ public static class Trainer
     }
 
     /// <summary>Logits [N, C] of a model on prepared images, in batches (no activations kept).</summary>
-    public static Tensor PredictLogits(AdaptedVit model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default)
+    public static Tensor PredictLogits(ITunedModel model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default)
     {
         var logits = new Tensor([data.Count, model.NumClasses]);
         for (int start = 0; start < data.Count; start += batchSize)
@@ -135,10 +139,10 @@ public static class Trainer
     }
 
     /// <summary>Accuracy, macro-F1, log-loss and confusion matrix of a model on prepared images.</summary>
-    public static ClassificationMetrics Evaluate(AdaptedVit model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default) =>
+    public static ClassificationMetrics Evaluate(ITunedModel model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default) =>
         ClassificationMetrics.From(PredictLogits(model, data, batchSize, cancel).Data, data.Labels, model.NumClasses);
 
-    static ClassificationMetrics Evaluate(AdaptedVit model, ITrainingStep step, PreparedImages data, int batchSize, CancellationToken cancel) =>
+    static ClassificationMetrics Evaluate(ITunedModel model, ITrainingStep step, PreparedImages data, int batchSize, CancellationToken cancel) =>
         step is CachedFeatureStep cached ? cached.Evaluate(data, batchSize, cancel) : Evaluate(model, data, batchSize, cancel);
 
     /// <summary>Stratified split of indices by label: each class contributes round(fraction · its count) to validation, chosen by a seeded shuffle.</summary>
@@ -174,17 +178,55 @@ public static class Trainer
     static void Report(TrainingOptions o, TrainingProgress p) => o.Progress?.Report(p);
 
     /// <summary>One way of computing a batch's logits and sending gradients back.</summary>
-    interface ITrainingStep
+    interface ITrainingStep : IDisposable
     {
         Tensor Forward(int[] indices);
         void Backward(Tensor dLogits);
+        void IDisposable.Dispose() { }
     }
 
     /// <summary>The full model on images: memory, class token, full fine-tuning.</summary>
-    sealed class ImageStep(AdaptedVit model, PreparedImages images) : ITrainingStep
+    sealed class ImageStep(ITunedModel model, PreparedImages images) : ITrainingStep
     {
         public Tensor Forward(int[] indices) => model.Forward(images.Batch(indices), keepForBackward: true);
         public void Backward(Tensor dLogits) => model.Backward(dLogits);
+    }
+
+    /// <summary>VQT: the first time an image is seen its backbone pass fills the key/value cache; afterwards the step reads the
+    /// cache and runs only the query paths. Every batch goes through the cache's dtype, so epoch 1 and later ones see the same values.</summary>
+    sealed class QueryCacheStep : ITrainingStep
+    {
+        readonly QueryTunedVit _model;
+        readonly PreparedImages _images;
+        readonly KeyValueCache _cache;
+
+        public QueryCacheStep(QueryTunedVit model, Backbone backbone, PreparedImages images, TuningOptions tuning, TrainingOptions options)
+        {
+            _model = model; _images = images;
+            var c = backbone.Model.Config;
+            long bytes = KeyValueCache.ImageBytes(c, tuning.CacheDType) * images.Count;
+            string where = tuning.CacheDirectory is null && bytes <= tuning.CacheBudgetBytes ? "in memory" : $"in a file under {tuning.CacheDirectory ?? Path.GetTempPath()}";
+            options.Progress?.Report(new TrainingProgress("cache", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero,
+                Message: $"VQT cache: {images.Count} images × {c.Depth} layers × {c.NumTokens} tokens × 2·{c.Dim} {tuning.CacheDType} = {bytes / 1e6:F1} MB, {where}"));
+            _cache = new KeyValueCache(images.Count, c, tuning.CacheDType, tuning.CacheBudgetBytes, tuning.CacheDirectory,
+                $"backbone={backbone.Fingerprint};size={c.ImageSize};data={images.Fingerprint}");
+            if (_cache.Reused)
+                options.Progress?.Report(new TrainingProgress("cache", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"reusing the VQT cache {_cache.FilePath}"));
+        }
+
+        public Tensor Forward(int[] indices)
+        {
+            var missing = indices.Where(i => !_cache.IsFilled(i)).ToArray();
+            if (missing.Length > 0)
+            {
+                var kv = _model.CaptureKeyValues(_images.Batch(missing));
+                for (int b = 0; b < missing.Length; b++) _cache.Store(missing[b], kv, b);
+            }
+            return _model.ForwardCached(_cache.Load(indices), keepForBackward: true);
+        }
+
+        public void Backward(Tensor dLogits) => _model.Backward(dLogits);
+        public void Dispose() => _cache.Dispose();
     }
 
     /// <summary>Linear probe: the frozen backbone's final-norm class tokens are computed once, then only the head trains.</summary>
@@ -259,7 +301,7 @@ internal sealed class TrainingCheckpoint(string directory)
 
     sealed record State(int EpochsDone, long Steps, string Method, int MemoryTokens, bool Masked, List<EpochMetrics> History, string ParamsFile, string OptimizerFile);
 
-    public void Save(AdaptedVit model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning, int epochsDone)
+    public void Save(ITunedModel model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning, int epochsDone)
     {
         System.IO.Directory.CreateDirectory(Directory);
         // Epoch-stamped tensor files, then the state that names them: the state always points at complete files.
@@ -273,7 +315,7 @@ internal sealed class TrainingCheckpoint(string directory)
     }
 
     /// <summary>Loads the saved state into the model and optimizer; returns the number of epochs already done.</summary>
-    public int Restore(AdaptedVit model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning)
+    public int Restore(ITunedModel model, Optimizer optimizer, List<EpochMetrics> history, TuningOptions tuning)
     {
         State state;
         try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(StatePath), Adapter.Json) ?? throw new InvalidDataException("empty state"); }

@@ -17,7 +17,7 @@ public sealed record TrainableParameter(string Name, Tensor Value, Tensor Grad);
 /// backbone's. Masked (§3.2): original rows read only original rows (the pretrained outputs are untouched); the task row
 /// reads the originals, itself and its memory. The head reads the final-norm task row (row 0 plain, row N masked).
 /// </remarks>
-public sealed class AdaptedVit
+public sealed class AdaptedVit : ITunedModel
 {
     public VisionTransformer Backbone { get; }
     public int MemoryTokens { get; }
@@ -78,9 +78,6 @@ public sealed class AdaptedVit
     }
 
     void Add(string name, Tensor t) => _parameters.Add(new TrainableParameter(name, t, new Tensor(t.Shape)));
-
-    /// <summary>Trainable parameter count (what an adapter file holds, or every weight for full fine-tuning).</summary>
-    public long TrainableCount => _parameters.Sum(p => (long)p.Value.Length);
 
     // ---------------------------------------------------------------- forward / backward
 
@@ -214,11 +211,5 @@ public sealed class AdaptedVit
                 TensorPrimitives.Add(dst, g, dst);
                 Array.Clear(g);
             }
-    }
-
-    /// <summary>Clears every gradient (call before each step's backward).</summary>
-    public void ZeroGrad()
-    {
-        foreach (var p in _parameters) Array.Clear(p.Grad.Data);
     }
 }

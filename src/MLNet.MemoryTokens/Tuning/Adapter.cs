@@ -13,6 +13,8 @@ public sealed record AdapterConfig
     public int MemoryTokens { get; init; }
     public bool Masked { get; init; }
     public bool TrainClassToken { get; init; }
+    public int QueryTokens { get; init; }
+    public float QueryDropout { get; init; }
     public string[] ClassLabels { get; init; } = [];
     public int ImageSize { get; init; }
     public PreprocessConfig Preprocess { get; init; } = new();
@@ -27,7 +29,7 @@ public sealed record AdapterConfig
 
 /// <summary>A trained adaptation saved apart from the backbone (HF PEFT style): <c>adapter_config.json</c> plus
 /// <c>adapter_model.safetensors</c> holding only the trained tensors (memory [L, m, D], cls_token [1, 1, D], head.weight [C, D],
-/// head.bias [C]; full fine-tuning adds every backbone weight as backbone.*).</summary>
+/// head.bias [C]; VQT: queries [L, T, D] and a head over D·(1 + L·T) features; full fine-tuning adds every backbone weight as backbone.*).</summary>
 public sealed class Adapter
 {
     public const string ConfigFile = "adapter_config.json";
@@ -46,12 +48,14 @@ public sealed class Adapter
     public Adapter(AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors) { Config = config; Tensors = tensors; }
 
     /// <summary>Captures the trained parts of a model.</summary>
-    public static Adapter From(AdaptedVit model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
+    public static Adapter From(ITunedModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
     {
         var tensors = model.Parameters.ToDictionary(p => p.Name, p => p.Value.Clone());
+        var memory = model as AdaptedVit;
         return new Adapter(new AdapterConfig
         {
-            Method = tuning.Method, MemoryTokens = model.MemoryTokens, Masked = model.Masked, TrainClassToken = model.TrainClassToken,
+            Method = tuning.Method, MemoryTokens = memory?.MemoryTokens ?? 0, Masked = memory?.Masked ?? false, TrainClassToken = memory?.TrainClassToken ?? false,
+            QueryTokens = tuning.Method == TuningMethod.Vqt ? tuning.QueryTokens : 0, QueryDropout = tuning.Method == TuningMethod.Vqt ? tuning.QueryDropout : 0,
             ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
             BackboneSource = backbone.Source, BackboneFingerprint = backbone.Fingerprint,
             BackboneDim = backbone.Model.Config.Dim, BackboneDepth = backbone.Model.Config.Depth, Training = training ?? new(),
@@ -113,10 +117,14 @@ public sealed class Adapter
     }
 
     /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in).</summary>
-    public AdaptedVit CreateModel(Backbone backbone, string where = "<adapter>")
+    public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>")
     {
         EnsureMatches(backbone, where);
-        var tuning = new TuningOptions { Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken };
+        var tuning = new TuningOptions
+        {
+            Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken,
+            QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout,
+        };
         var model = tuning.CreateModel(backbone.Model, Config.ClassLabels.Length, seed: 0);
         foreach (var p in model.Parameters)
         {

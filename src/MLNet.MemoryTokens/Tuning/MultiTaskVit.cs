@@ -33,7 +33,7 @@ public sealed class MultiTaskVit
         foreach (var (name, a) in tasks)
             if (a.Config.Method != TuningMethod.Memory || !a.Config.Masked)
                 throw new ArgumentException($"Task '{name}' is a {a.Config.Method}{(a.Config.Masked ? "" : " (unmasked)")} adapter; the multi-task pass needs attention-masked memory adapters (train with --masked).");
-        _tasks = tasks.Select(t => t.Adapter.CreateModel(backbone, t.Name)).ToArray();
+        _tasks = tasks.Select(t => (AdaptedVit)t.Adapter.CreateModel(backbone, t.Name)).ToArray();
         TaskNames = tasks.Select(t => t.Name).ToArray();
         _tapes = Enumerable.Range(0, Backbone.Config.Depth).Select(_ => new BlockTape { Scratch = new BackwardScratch() }).ToArray();
     }

@@ -11,6 +11,8 @@ public enum TuningMethod
     Memory,
     /// <summary>Every weight, plus a new head.</summary>
     Full,
+    /// <summary>Visual Query Tuning (Tu et al. 2023): query tokens per layer that only read; the backbone pass is cached.</summary>
+    Vqt,
 }
 
 /// <summary>What to adapt: the method and its sizes.</summary>
@@ -23,16 +25,29 @@ public sealed record TuningOptions
     public bool Masked { get; init; }
     /// <summary>Train the class token along with memory (the paper's default); ignored by the other methods.</summary>
     public bool TrainClassToken { get; init; } = true;
+    /// <summary>VQT query tokens per layer (T).</summary>
+    public int QueryTokens { get; init; } = 1;
+    /// <summary>VQT dropout on the query tokens while training (0.1 in the official code).</summary>
+    public float QueryDropout { get; init; } = 0.1f;
+    /// <summary>Element type of the VQT key/value cache.</summary>
+    public IO.TensorDType CacheDType { get; init; } = IO.TensorDType.F16;
+    /// <summary>Largest VQT cache kept in memory; a larger one goes to a file.</summary>
+    public long CacheBudgetBytes { get; init; } = 4L << 30;
+    /// <summary>Folder for a file-backed VQT cache (reused across runs when backbone, size and data match); null: memory within the budget, else the temp folder.</summary>
+    public string? CacheDirectory { get; init; }
 
     public void Validate()
     {
         if (Method == TuningMethod.Memory && MemoryTokens < 1) throw new ArgumentOutOfRangeException(nameof(MemoryTokens), MemoryTokens, "Memory tuning needs at least one token per layer.");
         if (Masked && Method != TuningMethod.Memory) throw new ArgumentException($"The attention-masked variant applies to memory tuning, not {Method}.");
+        if (Method == TuningMethod.Vqt && QueryTokens < 1) throw new ArgumentOutOfRangeException(nameof(QueryTokens), QueryTokens, "VQT needs at least one query token per layer.");
+        if (QueryDropout < 0 || QueryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(QueryDropout), QueryDropout, "Query dropout must be in [0, 1).");
     }
 
     /// <summary>The backbone with this method's trainable parts, freshly initialised (seeded) for <paramref name="classes"/> classes.</summary>
-    public AdaptedVit CreateModel(Model.VisionTransformer backbone, int classes, int seed) => Method switch
+    public ITunedModel CreateModel(Model.VisionTransformer backbone, int classes, int seed) => Method switch
     {
+        TuningMethod.Vqt => new QueryTuning.QueryTunedVit(backbone, classes, QueryTokens, QueryDropout, seed),
         TuningMethod.HeadOnly => new AdaptedVit(backbone, classes, 0, false, false, false, seed),
         TuningMethod.HeadAndClassToken => new AdaptedVit(backbone, classes, 0, false, true, false, seed),
         TuningMethod.Memory => new AdaptedVit(backbone, classes, MemoryTokens, Masked, TrainClassToken, false, seed),

@@ -1,0 +1,113 @@
+using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.QueryTuning;
+using Xunit;
+
+namespace MLNet.MemoryTokens.Tests.Tuning;
+
+/// <summary>VQT against PyTorch autograd (reference/make_parity_fixtures.py: vqt) and finite differences; the stream stays untouched.</summary>
+public class QueryTuningTests
+{
+    static IReadOnlyDictionary<string, Tensor> F => Numerics.Parity("vqt.safetensors");
+
+    static (QueryTunedVit Model, int[] Labels, Tensor Images) Build()
+    {
+        var backbone = MLNet.MemoryTokens.Tests.Model.VitParityTests.LoadRandom();
+        var model = new QueryTunedVit(backbone, 4, queryTokens: 2, queryDropout: 0f, seed: 0);
+        F["queries"].Data.CopyTo(model.Queries.Data, 0);
+        F["head.weight"].Data.CopyTo(model.HeadWeight.Data, 0);
+        F["head.bias"].Data.CopyTo(model.HeadBias.Data, 0);
+        return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
+    }
+
+    static double Loss(QueryTunedVit model, Tensor images, int[] labels, bool backward)
+    {
+        var logits = model.Forward(images, keepForBackward: backward);
+        var d = new Tensor(logits.Shape);
+        double loss = CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, d.Data);
+        if (backward) { model.ZeroGrad(); model.Backward(d); }
+        return loss;
+    }
+
+    [Fact]
+    public void GradientsOfQueriesAndHeadMatchPyTorchAutograd()
+    {
+        var (model, labels, images) = Build();
+        double loss = Loss(model, images, labels, backward: true);
+        Assert.True(Math.Abs(loss - F["loss"].Data[0]) < 1e-5, $"loss {loss} vs PyTorch {F["loss"].Data[0]}");
+        Numerics.AssertClose(F["logits"].Data, model.Forward(images, false).Data, 1e-4, 0, "vqt logits");
+        foreach (var p in model.Parameters)
+        {
+            var expected = F[$"grad.{p.Name}"].Data;
+            double scale = expected.Max(v => Math.Abs(v));
+            Numerics.AssertClose(expected, p.Grad.Data, 1e-4 * scale + 1e-9, 1e-4, $"vqt d{p.Name}");
+        }
+    }
+
+    [Fact]
+    public void GradientsMatchFiniteDifferences()
+    {
+        var (model, labels, images) = Build();
+        Loss(model, images, labels, backward: true);
+        var rng = new Random(5);
+        foreach (var p in model.Parameters)
+        {
+            var analytic = (float[])p.Grad.Data.Clone();
+            for (int trial = 0; trial < 8; trial++)
+            {
+                int i = rng.Next(p.Value.Length);
+                double fd = Numerics.FiniteDifference(p.Value.Data, i, () => Loss(model, images, labels, backward: false), 1e-2f);
+                double err = Math.Abs(fd - analytic[i]) / Math.Max(1e-3, Math.Abs(fd) + Math.Abs(analytic[i]));
+                Assert.True(err < 2e-2 || Math.Abs(fd - analytic[i]) < 2e-5, $"d{p.Name}[{i}]: analytic {analytic[i]:G6}, finite difference {fd:G6}");
+            }
+        }
+    }
+
+    [Fact]
+    public void TheOriginalStreamIsBitwiseUnchangedWithQueriesPresent()
+    {
+        var (model, labels, images) = Build();
+        var before = model.Backbone.ForwardFeatures(images);
+        var kv = model.CaptureKeyValues(images);
+        Loss(model, images, labels, backward: true);
+        var after = model.Backbone.ForwardFeatures(images);
+        Assert.Equal(before.Data, after.Data);
+        int n = model.Backbone.Config.NumTokens, d = model.Backbone.Config.Dim;
+        for (int b = 0; b < images.Shape[0]; b++)
+            Assert.Equal(before.Data.AsSpan(b * n * d, d).ToArray(), kv.ClassToken.AsSpan(b * d, d).ToArray());
+    }
+
+    [Theory]
+    [InlineData(TensorDType.F32)]
+    [InlineData(TensorDType.F16)]
+    [InlineData(TensorDType.BF16)]
+    public void CacheRoundTripsKeyValuesAndRefusesAForeignFile(TensorDType dtype)
+    {
+        var (model, _, images) = Build();
+        var kv = model.CaptureKeyValues(images);
+        using var dir = new TempFolder();
+        var config = model.Backbone.Config;
+        using (var cache = new KeyValueCache(3, config, dtype, 0, dir.Path, "backbone=a;size=16;data=x"))
+        {
+            Assert.False(cache.Reused);
+            for (int b = 0; b < 3; b++) cache.Store(2 - b, kv, b);
+            var back = cache.Load([2, 1, 0]);
+            double tol = dtype == TensorDType.F32 ? 0 : dtype == TensorDType.F16 ? 2e-3 : 1e-2;
+            for (int l = 0; l < config.Depth; l++)
+                Numerics.AssertClose(kv.PerLayer[l], back.PerLayer[l], 1e-6, tol, $"layer {l} {dtype}");
+            Assert.Equal(kv.ClassToken, back.ClassToken);
+        }
+        using (var again = new KeyValueCache(3, config, dtype, 0, dir.Path, "backbone=a;size=16;data=x"))
+            Assert.True(again.Reused && again.AllFilled);
+        using (var other = new KeyValueCache(3, config, dtype, 0, dir.Path, "backbone=b;size=16;data=x"))
+            Assert.False(other.Reused);
+    }
+
+    sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("mmt-vqt-").FullName;
+        public void Dispose() => Directory.Delete(Path, true);
+    }
+}
