@@ -93,9 +93,94 @@ def bench_train(args):
                       "seconds": sec, "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
+def vqt_query_path(blk, q_tokens, t_normed_kv, B):
+    """One layer's VQT query path: queries read keys/values of the original tokens only; output after the whole block."""
+    a = blk.attn
+    T, D = q_tokens.shape
+    k, v = t_normed_kv
+    qrow = q_tokens.unsqueeze(0).expand(B, -1, -1)
+    qq = torch.nn.functional.linear(blk.norm1(qrow), a.qkv.weight[:D], a.qkv.bias[:D]).reshape(B, T, a.heads, a.head_dim).transpose(1, 2)
+    att = ((qq @ k.transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)
+    z = qrow + a.proj((att @ v).transpose(1, 2).reshape(B, T, D))
+    return z + blk.mlp(blk.norm2(z))
+
+
+def keys_values(blk, t):
+    a = blk.attn
+    B, N, D = t.shape
+    kv = torch.nn.functional.linear(blk.norm1(t), a.qkv.weight[D:], a.qkv.bias[D:]).reshape(B, N, 2, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+    return kv[0], kv[1]
+
+
+def bench_vqt(args):
+    """A VQT training step (T queries per layer + head, AdamW), three ways:
+    cached    - block inputs of every layer and the final class token given (computed once, as a cache would hold them);
+                per step: LN1 + key/value projection of each layer, the query paths, head, backward through the query paths;
+    detached  - the backbone runs under no_grad each step (what a first epoch must do), then the query paths with grad;
+    recompute - the backbone runs under autograd each step (the official code's way: the whole stream kept for backward)."""
+    import torch.nn.functional as F
+    from vit_reference import VisionTransformer, load_timm_state_dict
+    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
+        else VisionTransformer(img_size=args.image_size)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    L, D, T, B = len(model.blocks), model.embed_dim, args.queries, args.batch
+    queries = torch.nn.Parameter(torch.empty(L, T, D).uniform_(-0.08, 0.08))
+    head = torch.nn.Linear(D * (1 + L * T), args.classes)
+    opt = torch.optim.AdamW([queries, *head.parameters()], lr=1e-3, weight_decay=0.0)
+    x = torch.randn(B, 3, args.image_size, args.image_size)
+    y = torch.randint(0, args.classes, (B,))
+
+    def stream(x):
+        t = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        t = torch.cat([model.cls_token.expand(B, -1, -1), t], 1) + model.pos_embed
+        inputs = []
+        for blk in model.blocks:
+            inputs.append(t)
+            t = blk(t)
+        return inputs, model.norm(t)[:, 0]
+
+    def head_loss(outs, cls):
+        feats = torch.cat([F.normalize(cls, dim=1)] + [F.normalize(o.reshape(B, -1), dim=1) for o in outs], 1)
+        return F.cross_entropy(head(feats), y, label_smoothing=0.1)
+
+    with torch.no_grad():
+        cached_inputs, cached_cls = stream(x)
+
+    def step_cached():
+        opt.zero_grad(set_to_none=True)
+        outs = [vqt_query_path(blk, queries[i], keys_values(blk, cached_inputs[i]), B) for i, blk in enumerate(model.blocks)]
+        head_loss(outs, cached_cls).backward()
+        opt.step()
+
+    def step_detached():
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            inputs, cls = stream(x)
+            kvs = [keys_values(blk, inputs[i]) for i, blk in enumerate(model.blocks)]
+        outs = [vqt_query_path(blk, queries[i], kvs[i], B) for i, blk in enumerate(model.blocks)]
+        head_loss(outs, cls).backward()
+        opt.step()
+
+    def step_recompute():
+        opt.zero_grad(set_to_none=True)
+        inputs, cls = stream(x.requires_grad_(False))
+        outs = [vqt_query_path(blk, queries[i], keys_values(blk, inputs[i]), B) for i, blk in enumerate(model.blocks)]
+        head_loss(outs, cls).backward()
+        opt.step()
+
+    fn = {"cached": step_cached, "detached": step_detached, "recompute": step_recompute}[args.mode]
+    base_rss = peak_rss_mb()
+    sec = timed(fn, args.seconds)
+    print(json.dumps({"bench": "vqt", "mode": args.mode, "queries": T, "batch": B, "image_size": args.image_size, "seconds": sec,
+                      "images_per_second": B / sec, "peak_rss_mb": peak_rss_mb(), "rss_before_steps_mb": base_rss}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["gemm", "infer", "train"])
+    p.add_argument("what", choices=["gemm", "infer", "train", "vqt"])
+    p.add_argument("--mode", choices=["cached", "detached", "recompute"], default="cached")
+    p.add_argument("--queries", type=int, default=1)
     p.add_argument("--method", choices=["memory", "full"], default="memory")
     p.add_argument("--tokens", type=int, default=5)
     p.add_argument("--classes", type=int, default=10)
@@ -107,7 +192,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    {"gemm": bench_gemm, "infer": bench_infer, "train": bench_train}[args.what](args)
+    {"gemm": bench_gemm, "infer": bench_infer, "train": bench_train, "vqt": bench_vqt}[args.what](args)
 
 
 if __name__ == "__main__":

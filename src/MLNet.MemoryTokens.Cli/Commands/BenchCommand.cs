@@ -19,6 +19,70 @@ internal static class BenchCommand
         cmd.Subcommands.Add(GemmBench());
         cmd.Subcommands.Add(TrainBench());
         cmd.Subcommands.Add(MultiTaskBench());
+        cmd.Subcommands.Add(VqtBench());
+        return cmd;
+    }
+
+    static Command VqtBench()
+    {
+        var cmd = new Command("vqt", "A VQT training step at batch B: 'cached' (an epoch from the key/value cache) or 'first' (the first epoch: backbone pass filling the cache, then the query paths).");
+        var s = AddShared(cmd);
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
+        var mode = new Option<string>("--mode") { DefaultValueFactory = _ => "cached" };
+        mode.AcceptOnlyFromAmong("cached", "first");
+        var queries = new Option<int>("--queries") { DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        var torchModes = new Option<string>("--torch-modes") { Description = "PyTorch steps to compare with (comma list of cached, detached, recompute).", DefaultValueFactory = _ => "cached,detached,recompute" };
+        cmd.Options.Add(model); cmd.Options.Add(mode); cmd.Options.Add(queries); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(torchModes);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int b = r.GetValue(batch), px = r.GetValue(size), t = r.GetValue(queries);
+            string m = r.GetValue(mode)!;
+            Parallelism.Threads = r.GetValue(s.Threads);
+            var vit = r.GetValue(model) is string path
+                ? Backbone.Load(path, new BackboneOptions { ImageSize = px, DropHead = true }).Model
+                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px, NumClasses = 0 }, seed: 1);
+            var vqt = new MLNet.MemoryTokens.Tuning.QueryTuning.QueryTunedVit(vit, 10, t, 0.1f, seed: 0);
+            var optimizer = new MLNet.MemoryTokens.Training.AdamW(vqt.Parameters, 0f);
+            var x = new Tensor([b, 3, px, px]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            var labels = Enumerable.Range(0, b).Select(i => i % 10).ToArray();
+            var indices = Enumerable.Range(0, b).ToArray();
+            using var cache = new MLNet.MemoryTokens.Tuning.QueryTuning.KeyValueCache(b, vit.Config, MLNet.MemoryTokens.IO.TensorDType.F16, long.MaxValue, null, "bench");
+            var captured = vqt.CaptureKeyValues(x);
+            for (int i = 0; i < b; i++) cache.Store(i, captured, i);
+            captured = null;
+            GC.Collect();
+            void Train(MLNet.MemoryTokens.Tuning.QueryTuning.QueryTunedVit.KeyValues kv)
+            {
+                var logits = vqt.ForwardCached(kv, keepForBackward: true);
+                var d = new Tensor(logits.Shape);
+                MLNet.MemoryTokens.Training.CrossEntropy.Compute(logits.Data, labels, 10, 0.1f, d.Data);
+                vqt.ZeroGrad();
+                vqt.Backward(d);
+                optimizer.Step(vqt.Parameters, 1e-3f);
+            }
+            Action step = m == "cached"
+                ? () => Train(cache.Load(indices))
+                : () => { var kv = vqt.CaptureKeyValues(x); for (int i = 0; i < b; i++) cache.Store(i, kv, i); Train(cache.Load(indices)); };
+            double sec = Timing.Median(step, r.GetValue(s.Seconds));
+            double cacheMb = cache.TotalBytes / 1e6;
+            Console.WriteLine($"VQT step ({m}), T={t}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads; our cache F16 {cacheMb:F1} MB for these {b} images (in the RSS figure)");
+            var rows = new List<(string, double, double?, bool)>();
+            var torchRuns = r.GetValue(s.NoTorch) ? [] : r.GetValue(torchModes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(tm =>
+                (tm, RunTorch(r, s, ["vqt", "--mode", tm, "--queries", t.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
+                    .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First())).ToList();
+            double ours = b / sec;
+            if (torchRuns.Count == 0) rows.Add(("images/s", ours, null, true));
+            foreach (var (tm, res) in torchRuns) rows.Add(($"images/s vs PyTorch {tm}", ours, res["images_per_second"], true));
+            double peak = Timing.PeakRssMb();
+            foreach (var (tm, res) in torchRuns) rows.Add(($"peak RSS MB vs PyTorch {tm}", peak, res["peak_rss_mb"], false));
+            rows.Add(("peak RSS MB less our cache", peak - cacheMb, null, false));
+            Report.Print(rows);
+            return 0;
+        }));
         return cmd;
     }
 

@@ -112,6 +112,7 @@ public static unsafe class Attention
                 fixed (float* scratch = rented)
                 {
                     float* p = probs != null ? probs + (long)task * nq * nk : scratch;
+                    if (nq <= SmallQueries) { ForwardSmall(o, outRow, p, qp, qRow, nq, nk, keys, b, h, hd, scale); return; }
                     // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
                     int col = 0;
                     foreach (var s in keys)
@@ -158,6 +159,7 @@ public static unsafe class Attention
             {
                 fixed (float* dS = rented)
                 {
+                    if (nq <= SmallQueries) { BackwardSmall(dqp, qRow, dO, outRow, p, dS, qp, nq, nk, keys, dKeys, b, h, hd, scale); return; }
                     int col = 0;
                     for (int si = 0; si < keys.Length; si++)
                     {
@@ -192,5 +194,83 @@ public static unsafe class Attention
             }
             finally { ArrayPool<float>.Shared.Return(rented); }
         });
+    }
+
+    /// <summary>Up to this many query rows a (batch, head) task is a few dot products and axpys over the keys: packing K and V
+    /// for a GEMM would cost more than the product (a class token or VQT queries reading N keys).</summary>
+    const int SmallQueries = 4;
+
+    static void ForwardSmall(float* o, int outRow, float* p, float* q, int qRow, int nq, int nk, Segment[] keys, int b, int h, int hd, float scale)
+    {
+        for (int i = 0; i < nq; i++)
+        {
+            var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
+            var pi = new Span<float>(p + (long)i * nk, nk);
+            int col = 0;
+            foreach (var s in keys)                                        // s_j = q_i · k_j
+            {
+                float* k = s.K + b * s.BatchStride + h * hd;
+                for (int j = 0; j < s.Rows; j++) pi[col + j] = System.Numerics.Tensors.TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(k + (long)j * s.RowStride, hd));
+                col += s.Rows;
+            }
+            Softmax.RowForward(pi, pi, scale);
+            var oi = new Span<float>(o + (long)i * outRow, hd);             // o_i = Σ_j p_j v_j
+            oi.Clear();
+            col = 0;
+            foreach (var s in keys)
+            {
+                float* v = s.V + b * s.BatchStride + h * hd;
+                for (int j = 0; j < s.Rows; j++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * s.RowStride, hd), pi[col + j], oi, oi);
+                col += s.Rows;
+            }
+        }
+    }
+
+    static void BackwardSmall(float* dq, int qRow, float* dO, int outRow, float* p, float* dS, float* q, int nq, int nk,
+        Segment[] keys, GradSegment[] dKeys, int b, int h, int hd, float scale)
+    {
+        for (int i = 0; i < nq; i++)
+        {
+            var dOi = new ReadOnlySpan<float>(dO + (long)i * outRow, hd);
+            var pi = new ReadOnlySpan<float>(p + (long)i * nk, nk);
+            var dSi = new Span<float>(dS + (long)i * nk, nk);
+            int col = 0;
+            for (int si = 0; si < keys.Length; si++)
+            {
+                var s = keys[si]; var g = dKeys[si];
+                float* v = s.V + b * s.BatchStride + h * hd;
+                for (int j = 0; j < s.Rows; j++)
+                {
+                    // forward: o_i = Σ_j p_j v_j → dp_j = dO_i · v_j; dv_j += p_j dO_i
+                    dSi[col + j] = System.Numerics.Tensors.TensorPrimitives.Dot(dOi, new ReadOnlySpan<float>(v + (long)j * s.RowStride, hd));
+                    if (g.DV != null)
+                    {
+                        var dv = new Span<float>(g.DV + b * g.BatchStride + h * hd + (long)j * g.RowStride, hd);
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dOi, pi[col + j], dv, dv);
+                    }
+                }
+                col += s.Rows;
+            }
+            Softmax.RowBackward(dSi, pi, dSi, scale);                       // dS = P ⊙ (dP − Σ dP⊙P) / √d
+            var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
+            var dqi = new Span<float>(dq + (long)i * qRow, hd);
+            col = 0;
+            for (int si = 0; si < keys.Length; si++)
+            {
+                var s = keys[si]; var g = dKeys[si];
+                float* k = s.K + b * s.BatchStride + h * hd;
+                for (int j = 0; j < s.Rows; j++)
+                {
+                    // forward: s_j = q_i · k_j → dq_i += dS_j k_j; dk_j += dS_j q_i
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(k + (long)j * s.RowStride, hd), dSi[col + j], dqi, dqi);
+                    if (g.DK != null)
+                    {
+                        var dk = new Span<float>(g.DK + b * g.BatchStride + h * hd + (long)j * g.RowStride, hd);
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(qi, dSi[col + j], dk, dk);
+                    }
+                }
+                col += s.Rows;
+            }
+        }
     }
 }

@@ -116,12 +116,18 @@ public sealed unsafe class KeyValueCache : IDisposable
         _filled[index] = true;
     }
 
-    /// <summary>The batch of cached images as float32 key/values, exactly what was stored (dtype-rounded).</summary>
+    QueryTunedVit.KeyValues? _batch;
+
+    /// <summary>The batch of cached images as float32 key/values, exactly what was stored (dtype-rounded). The arrays are reused
+    /// by the next call (a step's 100+ MB of keys/values is not reallocated every step).</summary>
     public QueryTunedVit.KeyValues Load(IReadOnlyList<int> indices)
     {
         int per = _config.NumTokens * 2 * _config.Dim, d = _config.Dim, batch = indices.Count;
-        var perLayer = Enumerable.Range(0, _config.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * per, pinned: true)).ToArray();
-        var cls = new float[batch * d];
+        if (_batch is null || _batch.Batch != batch)
+            _batch = new QueryTunedVit.KeyValues(Enumerable.Range(0, _config.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * per, pinned: true)).ToArray(),
+                new float[batch * d], batch, _config.NumTokens);
+        var perLayer = _batch.PerLayer;
+        var cls = _batch.ClassToken;
         var type = DType switch { TensorDType.F16 => ElementType.F16, TensorDType.BF16 => ElementType.BF16, _ => ElementType.F32 };
         Kernels.Parallelism.For(0, batch, b =>
         {
@@ -131,7 +137,7 @@ public sealed unsafe class KeyValueCache : IDisposable
                 ElementConversion.ToSingle(type, src.Slice(l * per * _elementSize, per * _elementSize), perLayer[l].AsSpan(b * per, per));
             System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(src[(_config.Depth * per * _elementSize)..])[..d].CopyTo(cls.AsSpan(b * d, d));
         });
-        return new QueryTunedVit.KeyValues(perLayer, cls, batch, _config.NumTokens);
+        return _batch;
     }
 
     public void Dispose()

@@ -59,19 +59,23 @@ public sealed class QueryTunedVit : ITunedModel
     /// [B, N, 2D] (pinned, k then v in each row) and the final-norm class token [B, D].</summary>
     public sealed record KeyValues(float[][] PerLayer, float[] ClassToken, int Batch, int Tokens);
 
-    /// <summary>Runs the frozen backbone once and keeps what VQT reads from it.</summary>
+    KeyValues? _captured;
+
+    /// <summary>Runs the frozen backbone once and keeps what VQT reads from it. The arrays are reused by the next call.</summary>
     public KeyValues CaptureKeyValues(Tensor images)
     {
         int batch = images.Shape[0], n = C.NumTokens, d = C.Dim;
-        var perLayer = new float[C.Depth][];
+        if (_captured is null || _captured.Batch != batch)
+            _captured = new KeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d, pinned: true)).ToArray(),
+                new float[batch * d], batch, n);
+        var perLayer = _captured.PerLayer;
         var features = Backbone.ForwardFeatures(images, (layer, qkv) =>
         {
-            var kv = perLayer[layer] = GC.AllocateUninitializedArray<float>(batch * n * 2 * d, pinned: true);
+            var kv = perLayer[layer];
             for (long r = 0; r < (long)batch * n; r++) Array.Copy(qkv, r * 3 * d + d, kv, r * 2 * d, 2 * d);
         });
-        var cls = new float[batch * d];
-        for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, cls, b * d, d);
-        return new KeyValues(perLayer, cls, batch, n);
+        for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, _captured.ClassToken, b * d, d);
+        return _captured;
     }
 
     // what backward needs from the last training forward
