@@ -59,6 +59,30 @@ public static class Numerics
         return (up - down) / (2.0 * h);
     }
 
+    /// <summary>Directional finite-difference checks of a whole parameter tensor (per-element differences of a float32 model sit at
+    /// its rounding noise): along the gradient the slope must equal ‖g‖ within 1 %, and along a random unit direction r it must
+    /// equal g·r within 1 % of ‖g‖.</summary>
+    public static void AssertDirectionalDerivatives(float[] x, float[] grad, Func<double> loss, string what, float h = 1e-2f, int seed = 1)
+    {
+        double norm = Math.Sqrt(Dot(grad, grad));
+        Assert.True(norm > 0, $"{what}: gradient is zero");
+        var rng = new Random(seed);
+        var r = new double[x.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = MLNet.MemoryTokens.Model.VisionTransformer.Gaussian(rng);
+        double rn = Math.Sqrt(r.Sum(v => v * v));
+        foreach (var (name, dir) in new[] { ("gradient", grad.Select(g => g / norm).ToArray()), ("random", r.Select(v => v / rn).ToArray()) })
+        {
+            var x0 = (float[])x.Clone();
+            double Along(double t) { for (int i = 0; i < x.Length; i++) x[i] = (float)(x0[i] + t * dir[i]); return loss(); }
+            double fd = (Along(h) - Along(-h)) / (2.0 * h);
+            x0.CopyTo(x, 0);
+            double analytic = 0;
+            for (int i = 0; i < x.Length; i++) analytic += grad[i] * dir[i];
+            Assert.True(Math.Abs(fd - analytic) <= 1e-2 * norm,
+                $"{what} along the {name} direction: analytic {analytic:G6}, finite difference {fd:G6} (‖g‖ = {norm:G4})");
+        }
+    }
+
     public static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double s = 0;

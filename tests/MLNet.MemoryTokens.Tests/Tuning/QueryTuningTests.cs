@@ -51,18 +51,8 @@ public class QueryTuningTests
     {
         var (model, labels, images) = Build();
         Loss(model, images, labels, backward: true);
-        var rng = new Random(5);
         foreach (var p in model.Parameters)
-        {
-            var analytic = (float[])p.Grad.Data.Clone();
-            for (int trial = 0; trial < 8; trial++)
-            {
-                int i = rng.Next(p.Value.Length);
-                double fd = Numerics.FiniteDifference(p.Value.Data, i, () => Loss(model, images, labels, backward: false), 1e-2f);
-                double err = Math.Abs(fd - analytic[i]) / Math.Max(1e-3, Math.Abs(fd) + Math.Abs(analytic[i]));
-                Assert.True(err < 2e-2 || Math.Abs(fd - analytic[i]) < 2e-5, $"d{p.Name}[{i}]: analytic {analytic[i]:G6}, finite difference {fd:G6}");
-            }
-        }
+            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Loss(model, images, labels, backward: false), $"d{p.Name}");
     }
 
     [Fact]
