@@ -74,20 +74,20 @@ public static unsafe class Gelu
         }
     }
 
-    /// <summary>dinp += dout · gelu'(inp), gelu'(x) = Φ(x) + x·φ(x).</summary>
-    public static void Backward(Span<float> dInput, ReadOnlySpan<float> input, ReadOnlySpan<float> dOutput)
+    /// <summary>dinp += dout · gelu'(inp) (or dinp = … when not <paramref name="accumulate"/>), gelu'(x) = Φ(x) + x·φ(x).</summary>
+    public static void Backward(Span<float> dInput, ReadOnlySpan<float> input, ReadOnlySpan<float> dOutput, bool accumulate = true)
     {
         if (dInput.Length < input.Length || dOutput.Length < input.Length) throw new ArgumentException("GELU backward spans differ in length.");
         fixed (float* pd = dInput) fixed (float* pi = input) fixed (float* pg = dOutput)
         {
             float* d = pd, x = pi, g = pg;
             int n = input.Length;
-            if (n >= 1 << 15) Parallelism.ForChunks(n / 16, 1024, (s, e) => BackwardSerial(d + s * 16, x + s * 16, g + s * 16, (e == n / 16 ? n : e * 16) - s * 16));
-            else BackwardSerial(d, x, g, n);
+            if (n >= 1 << 15) Parallelism.ForChunks(n / 16, 1024, (s, e) => BackwardSerial(d + s * 16, x + s * 16, g + s * 16, (e == n / 16 ? n : e * 16) - s * 16, accumulate));
+            else BackwardSerial(d, x, g, n, accumulate);
         }
     }
 
-    static void BackwardSerial(float* dInput, float* input, float* dOutput, int n)
+    static void BackwardSerial(float* dInput, float* input, float* dOutput, int n, bool accumulate)
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -97,14 +97,16 @@ public static unsafe class Gelu
                 var cdf = Vector512.Create(0.5f) * Erfc(x * Vector512.Create(-InvSqrt2));
                 var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
                 var grad = Vector512.FusedMultiplyAdd(x, pdf, cdf);
-                Vector512.FusedMultiplyAdd(grad, Vector512.Load(dOutput + i), Vector512.Load(dInput + i)).Store(dInput + i);
+                var dy = Vector512.Load(dOutput + i);
+                (accumulate ? Vector512.FusedMultiplyAdd(grad, dy, Vector512.Load(dInput + i)) : grad * dy).Store(dInput + i);
             }
         for (; i < n; i++)
         {
             float x = input[i];
             float cdf = 0.5f * Erfc(-x * InvSqrt2);
             float pdf = InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
-            dInput[i] += (cdf + x * pdf) * dOutput[i];
+            float g = (cdf + x * pdf) * dOutput[i];
+            dInput[i] = accumulate ? dInput[i] + g : g;
         }
     }
 }

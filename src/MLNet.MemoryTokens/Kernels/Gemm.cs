@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MLNet.MemoryTokens.Kernels;
 
@@ -182,14 +183,24 @@ public static unsafe class Gemm
                     float* src = b + (long)(k0 + kk) * ldb + j0;
                     float* row = d + kk * nr;
                     int j = 0;
+                    if (cols == nr) for (; j <= nr - 8; j += 8) Vector256.Store(Vector256.Load(src + j), row + j);
                     for (; j < cols; j++) row[j] = src[j];
                     for (; j < nr; j++) row[j] = 0f;
                 }
             }
             else
             {
-                // op(B)[kk, j] = B[j*ldb + kk]: read each stored row once, scatter into the panel's column.
-                for (int j = 0; j < cols; j++)
+                // op(B)[kk, j] = B[j*ldb + kk]: 8 stored rows × 8 k transposed in registers where whole, scattered otherwise.
+                int jFull = Avx.IsSupported && nr % 8 == 0 ? cols / 8 * 8 : 0;
+                for (int j8 = 0; j8 < jFull; j8 += 8)
+                {
+                    float* src = b + (long)(j0 + j8) * ldb + k0;
+                    int kk = 0;
+                    for (; kk <= kc - 8; kk += 8) Transpose8x8(src + kk, ldb, d + kk * nr + j8, nr);
+                    for (; kk < kc; kk++)
+                        for (int j = 0; j < 8; j++) d[kk * nr + j8 + j] = src[(long)j * ldb + kk];
+                }
+                for (int j = jFull; j < cols; j++)
                 {
                     float* src = b + (long)(j0 + j) * ldb + k0;
                     for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
@@ -214,10 +225,17 @@ public static unsafe class Gemm
             float* d = dst + (long)s * kc * mr;
             if (!transA)
             {
+                int kk0 = 0;
+                if (mr == 8 && valid == 8 && Avx.IsSupported)
+                {
+                    // 8 rows × 8 k at a time: load 8 row pieces, transpose in registers, store 8 contiguous k-slices.
+                    float* src0 = a + (long)(i0 + r0) * lda + k0;
+                    for (; kk0 <= kc - 8; kk0 += 8) Transpose8x8(src0 + kk0, lda, d + kk0 * 8, 8);
+                }
                 for (int r = 0; r < valid; r++)
                 {
                     float* src = a + (long)(i0 + r0 + r) * lda + k0;
-                    for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = src[kk];
+                    for (int kk = kk0; kk < kc; kk++) d[kk * mr + r] = src[kk];
                 }
                 for (int r = valid; r < mr; r++)
                     for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = 0f;
@@ -229,6 +247,7 @@ public static unsafe class Gemm
                 {
                     float* src = a + (long)(k0 + kk) * lda + i0 + r0;
                     float* row = d + kk * mr;
+                    if (valid == 8 && mr == 8) { Vector256.Store(Vector256.Load(src), row); continue; }
                     int r = 0;
                     for (; r < valid; r++) row[r] = src[r];
                     for (; r < mr; r++) row[r] = 0f;
@@ -238,6 +257,28 @@ public static unsafe class Gemm
     }
 
     // bias (nullable, [N]) is added to every row of C in the first K block's store: the Linear bias epilogue.
+    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for an 8×8 block (AVX unpack/shuffle/permute transpose).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(float* src, long srcStride, float* dst, int dstStride)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride); var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride); var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride); var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE); var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE); var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
     static void MultiplyPacked(bool transA, int m, int n, int k, float* a, int lda, float* packedB,
         float* c, int ldc, float beta, bool parallel, GemmKernel kind, Shape tile, float* bias = null)
     {

@@ -45,11 +45,12 @@ public static unsafe class Linear
         if (!dBias.IsEmpty) ColumnSums(dBias, dOutput, rows, n);
     }
 
-    /// <summary>dinp += dout · W with W packed once by <see cref="Gemm.Pack"/> (transB = false, K = out features, N = in features): the frozen-backbone path.</summary>
-    public static void BackwardInput(Span<float> dInput, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, int rows)
+    /// <summary>dinp += dout · W (or dinp = dout · W when not <paramref name="accumulate"/>) with W packed once by <see cref="Gemm.Pack"/>
+    /// (transB = false, K = out features, N = in features): the frozen-backbone path.</summary>
+    public static void BackwardInput(Span<float> dInput, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, int rows, bool accumulate = true)
     {
         if (rows == 0) return;
-        Gemm.Multiply(false, rows, dOutput, weightForBackward.K, weightForBackward, dInput, weightForBackward.N, 1f);
+        Gemm.Multiply(false, rows, dOutput, weightForBackward.K, weightForBackward, dInput, weightForBackward.N, accumulate ? 1f : 0f);
     }
 
     /// <summary>sums[c] += Σ_r m[r, c].</summary>

@@ -132,21 +132,17 @@ internal sealed class VitBlock
         var s = tape.Scratch;
         s.Ensure(c, rows);
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
-        Array.Clear(s.DHidden, 0, rows * f);
-        Linear.BackwardInput(s.DHidden, dx, Fc2PackedT, rows);
+        Linear.BackwardInput(s.DHidden, dx, Fc2PackedT, rows, accumulate: false);
         if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, dx, tape.Gelu, Fc2W.Data, rows, f, d);
         // forward: Gelu = gelu(Fc1)               → dFc1 = dGelu ⊙ gelu'(Fc1)
-        Array.Clear(s.DHidden2, 0, rows * f);
-        Gelu.Backward(s.DHidden2.AsSpan(0, rows * f), tape.Fc1.AsSpan(0, rows * f), s.DHidden.AsSpan(0, rows * f));
+        Gelu.Backward(s.DHidden2.AsSpan(0, rows * f), tape.Fc1.AsSpan(0, rows * f), s.DHidden.AsSpan(0, rows * f), accumulate: false);
         // forward: Fc1 = Ln2 Wfc1ᵀ + b1           → dLn2 = dFc1 Wfc1
-        Array.Clear(s.DRow, 0, rows * d);
-        Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, rows);
+        Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, rows, accumulate: false);
         if (w != null) Linear.Backward(default, w.Fc1W, w.Fc1B, s.DHidden2, tape.Ln2, Fc1W.Data, rows, d, f);
         // forward: Ln2 = LN2(mid)                  → dMid = dx (residual) + LN2'(dLn2)
         LayerNorm.Backward(dx, w?.Norm2W ?? default, w?.Norm2B ?? default, s.DRow, tape.Mid, Norm2W.Data, tape.Ln2Mean, tape.Ln2Rstd, rows, d);
         // forward: mid = x + Attn Wprojᵀ + bp      → dAttn = dMid Wproj
-        Array.Clear(s.DRow, 0, rows * d);
-        Linear.BackwardInput(s.DRow, dx, ProjPackedT, rows);
+        Linear.BackwardInput(s.DRow, dx, ProjPackedT, rows, accumulate: false);
         if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, dx, tape.Attn, ProjW.Data, rows, d, d);
         // forward: Attn = MHSA(qkv)                → dQkv (stream rows) and per-sample dQkv of each memory set
         Array.Clear(s.DQkv, 0, rows * 3 * d);
@@ -167,8 +163,7 @@ internal sealed class VitBlock
                         probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d, (long)seqRows * 3 * d, grp.Queries, segs, dsegs, batch, c.Heads, c.HeadDim);
             }
         // forward: qkv = Ln1 Wqkvᵀ + bq            → dLn1 = dQkv Wqkv
-        Array.Clear(s.DRow, 0, rows * d);
-        Linear.BackwardInput(s.DRow, s.DQkv, QkvPackedT, rows);
+        Linear.BackwardInput(s.DRow, s.DQkv, QkvPackedT, rows, accumulate: false);
         if (w != null) Linear.Backward(default, w.QkvW, w.QkvB, s.DQkv, tape.Ln1, QkvW.Data, rows, d, 3 * d);
         // forward: Ln1 = LN1(x)                    → dx = dMid (residual) + LN1'(dLn1)
         LayerNorm.Backward(dx, w?.Norm1W ?? default, w?.Norm1B ?? default, s.DRow, tape.Input, Norm1W.Data, tape.Ln1Mean, tape.Ln1Rstd, rows, d);
@@ -180,8 +175,7 @@ internal sealed class VitBlock
             sum.Clear();
             for (int b = 0; b < batch; b++) TensorPrimitives.Add(sum, tape.DMemQkv[j].AsSpan(b * m * 3 * d, m * 3 * d), sum);
             var dLn = tape.DMemLn1[j].AsSpan(0, m * d);
-            dLn.Clear();
-            Linear.BackwardInput(dLn, sum, QkvPackedT, m);
+            Linear.BackwardInput(dLn, sum, QkvPackedT, m, accumulate: false);
             if (w != null) Linear.Backward(default, w.QkvW, w.QkvB, sum, tape.MemLn1[j], QkvW.Data, m, d, 3 * d);
             LayerNorm.Backward(dMemories[j].Span, w?.Norm1W ?? default, w?.Norm1B ?? default, dLn, memories[j].Span, Norm1W.Data, tape.MemMean[j], tape.MemRstd[j], m, d);
         }

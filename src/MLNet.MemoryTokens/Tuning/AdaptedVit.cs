@@ -84,7 +84,7 @@ public sealed class AdaptedVit : ITunedModel
     sealed class Tape
     {
         public int Batch = -1;
-        public float[] X = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [], Logits = [];
+        public float[] X = [], DX = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [], Logits = [];
         public BlockTape[] Blocks = [];
         public BackwardScratch Scratch = new();
     }
@@ -118,6 +118,7 @@ public sealed class AdaptedVit : ITunedModel
         {
             t.Batch = batch;
             t.X = new float[(long)batch * s * d];
+            t.DX = new float[(long)batch * s * d];
             t.Cols = new float[(long)batch * p * c.InChannels * c.PatchSize * c.PatchSize];
             t.Patches = new float[(long)batch * p * d];
             t.Pooled = new float[batch * d]; t.PooledLn = new float[batch * d]; t.PooledMean = new float[batch]; t.PooledRstd = new float[batch];
@@ -167,7 +168,8 @@ public sealed class AdaptedVit : ITunedModel
         LayerNorm.Backward(dPooled, FullFineTune ? grad["backbone.norm.weight"] : default, FullFineTune ? grad["backbone.norm.bias"] : default,
             dPooledLn, t.Pooled, Backbone.NormWeight.Data, t.PooledMean, t.PooledRstd, batch, d);
         // forward: Pooled = x[:, row]               → dx is zero but at the pooled row
-        var dx = new float[(long)batch * s * d];
+        var dx = t.DX;
+        Array.Clear(dx);
         for (int b = 0; b < batch; b++) Array.Copy(dPooled, b * d, dx, ((long)b * s + PooledRow) * d, d);
         var groups = Groups();
         var dMemory = Memory is null ? null : grad["memory"];
