@@ -67,11 +67,11 @@ internal sealed class VitBlock
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
     public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape,
-        bool keep = true, ExternalKeyValues? external = null)
+        bool keep = true, ExternalKeyValues? external = null, bool weightGradients = false)
     {
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
-        tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0);
+        tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0, weightGradients);
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, tape.Ln1Mean, tape.Ln1Rstd, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
@@ -214,18 +214,28 @@ internal sealed class BlockTape
 
     static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)n, pinned: true);
 
-    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true, int externalRows = 0)
+    bool _weightInputs;
+
+    /// <param name="weightInputs">Keep LN outputs, attention output and GELU output per layer: only weight gradients (full
+    /// fine-tuning) read them; otherwise they live in the model-wide scratch and the tape holds just what activation gradients need.</param>
+    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true,
+        int externalRows = 0, bool weightInputs = false)
     {
         int d = c.Dim;
-        if (batch != Batch || seqRows != SeqRows)
+        long rows = (long)batch * seqRows;
+        if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
         {
-            long rows = (long)batch * seqRows;
-            Input = Pinned(rows * d); Ln1 = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
-            Qkv = Pinned(rows * 3 * d); Attn = new float[rows * d]; Mid = Pinned(rows * d); Ln2 = Pinned(rows * d);
-            Ln2Mean = Pinned(rows); Ln2Rstd = Pinned(rows); Fc1 = Pinned(rows * c.MlpDim); Gelu = Pinned(rows * c.MlpDim);
-            Batch = batch; SeqRows = seqRows; Probs = [];
+            Input = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
+            Qkv = Pinned(rows * 3 * d); Mid = Pinned(rows * d); Ln2Mean = Pinned(rows); Ln2Rstd = Pinned(rows); Fc1 = Pinned(rows * c.MlpDim);
+            if (weightInputs) { Ln1 = Pinned(rows * d); Ln2 = Pinned(rows * d); Attn = Pinned(rows * d); Gelu = Pinned(rows * c.MlpDim); }
+            else
+            {
+                Scratch.EnsureForward(c, rows);
+                Ln1 = Ln2 = Scratch.Ln; Attn = Scratch.Attn; Gelu = Scratch.Hidden;
+            }
+            Batch = batch; SeqRows = seqRows; _weightInputs = weightInputs; Probs = [];
         }
-        else Array.Clear(Attn); // rows no group queries must stay zero
+        Array.Clear(Attn, 0, (int)(rows * d)); // rows no group queries must stay zero
         var memRows = memories.Select(m => m.Length / d).ToArray();
         if (!memRows.AsSpan().SequenceEqual(MemRows) || DMemQkv.Length != memRows.Length || (memRows.Length > 0 && DMemQkv[0].Length < (long)batch * memRows[0] * 3 * d))
         {
@@ -249,10 +259,19 @@ internal sealed class BlockTape
     }
 }
 
-/// <summary>Backward scratch one model needs at a time: [B·S, D], [B·S, 3D] and two [B·S, F] buffers.</summary>
+/// <summary>Scratch one model needs at a time (blocks run one after another): backward's [B·S, D], [B·S, 3D] and two [B·S, F]
+/// buffers, and the forward intermediates a frozen backbone's backward never reads (LN outputs, attention output, GELU output).</summary>
 internal sealed class BackwardScratch
 {
     public float[] DRow = [], DQkv = [], DHidden = [], DHidden2 = [];
+    public float[] Ln = [], Attn = [], Hidden = [];
+
+    public void EnsureForward(VitConfig c, long rows)
+    {
+        if (Ln.Length >= rows * c.Dim) return;
+        Ln = new float[rows * c.Dim]; Attn = new float[rows * c.Dim]; Hidden = new float[rows * c.MlpDim];
+    }
+
     public void Ensure(VitConfig c, long rows)
     {
         if (DRow.Length >= rows * c.Dim) return;

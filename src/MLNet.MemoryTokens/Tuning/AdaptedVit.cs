@@ -140,7 +140,7 @@ public sealed class AdaptedVit : ITunedModel
         }
         var groups = Groups();
         for (int l = 0; l < c.Depth; l++)
-            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward);
+            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward, weightGradients: FullFineTune && keepForBackward);
         // final norm on the pooled row only, then the head                     [B, D] → [B, C]
         for (int b = 0; b < batch; b++) Array.Copy(t.X, ((long)b * s + PooledRow) * d, t.Pooled, b * d, d);
         LayerNorm.Forward(t.PooledLn, t.PooledMean, t.PooledRstd, t.Pooled, Backbone.NormWeight.Data, Backbone.NormBias.Data, batch, d, c.LayerNormEps);

@@ -35,7 +35,8 @@ public sealed class MultiTaskVit
                 throw new ArgumentException($"Task '{name}' is a {a.Config.Method}{(a.Config.Masked ? "" : " (unmasked)")} adapter; the multi-task pass needs attention-masked memory adapters (train with --masked).");
         _tasks = tasks.Select(t => (AdaptedVit)t.Adapter.CreateModel(backbone, t.Name)).ToArray();
         TaskNames = tasks.Select(t => t.Name).ToArray();
-        _tapes = Enumerable.Range(0, Backbone.Config.Depth).Select(_ => new BlockTape { Scratch = new BackwardScratch() }).ToArray();
+        var scratch = new BackwardScratch();   // blocks run one at a time: one scratch serves all
+        _tapes = Enumerable.Range(0, Backbone.Config.Depth).Select(_ => new BlockTape { Scratch = scratch }).ToArray();
     }
 
     /// <summary>The original head's logits [B, 1000] (null when the backbone has no head) and each task's logits [B, C_t].</summary>
