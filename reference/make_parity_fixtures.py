@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io
-from vit_reference import VisionTransformer, forward_adapted, forward_vqt, resample_abs_pos_embed
+from vit_reference import VisionTransformer, forward_adapted, forward_vqt, forward_vqt_memory, resample_abs_pos_embed
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "parity")
 
@@ -147,6 +147,17 @@ def vqt():
     loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
     loss.backward()
     out.update({"logits": logits, "loss": loss.reshape(1), "grad.queries": queries.grad, "grad.head.weight": hw.grad, "grad.head.bias": hb.grad})
+    # composed with memory tokens (m = 3): memory, class token, queries and head trained together
+    memory = (torch.randn(L, 3, D) * 0.5).requires_grad_()
+    cls = model.cls_token.detach().clone().requires_grad_()
+    q2 = queries.detach().clone().requires_grad_()
+    hw2, hb2 = hw.detach().clone().requires_grad_(), hb.detach().clone().requires_grad_()
+    out["memory.memory"] = memory.detach().clone()
+    logits = forward_vqt_memory(model, x, memory, cls, q2, (hw2, hb2))
+    loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    loss.backward()
+    out.update({"memory.logits": logits, "memory.loss": loss.reshape(1), "memory.grad.memory": memory.grad, "memory.grad.cls_token": cls.grad,
+                "memory.grad.queries": q2.grad, "memory.grad.head.weight": hw2.grad, "memory.grad.head.bias": hb2.grad})
     safetensors_io.save(os.path.join(OUT, "vqt.safetensors"), out)
 
 

@@ -186,3 +186,32 @@ def forward_vqt(model, x, queries, head):
     feats = torch.cat([F.normalize(cls, dim=1)] + [F.normalize(o.reshape(B, -1), dim=1) for o in outs], 1)
     w, b = head
     return feats @ w.t() + b
+
+
+def forward_vqt_memory(model, x, memory, cls, queries, head):
+    """VQT composed with memory tokens: the stream runs with memory (plain variant, trainable class token); at each layer the
+    query tokens read keys/values of the N memory-adapted tokens (not the memory); the head reads the VQT features."""
+    B = x.shape[0]
+    t = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
+    t = torch.cat([cls.expand(B, -1, -1), t], 1) + model.pos_embed
+    N, m = t.shape[1], memory.shape[1]
+    outs = []
+    for i, blk in enumerate(model.blocks):
+        a = blk.attn
+        D, T = t.shape[2], queries.shape[1]
+        normed = blk.norm1(t)
+        kv = a.qkv(normed).reshape(B, N, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+        qrow = queries[i].unsqueeze(0).expand(B, -1, -1)
+        qq = a.qkv(blk.norm1(qrow)).reshape(B, T, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)[0]
+        att = ((qq @ kv[1].transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)
+        z = qrow + a.proj((att @ kv[2]).transpose(1, 2).reshape(B, T, D))
+        outs.append(z + blk.mlp(blk.norm2(z)))
+        rows = torch.cat([normed, blk.norm1(memory[i]).unsqueeze(0).expand(B, -1, -1)], 1)
+        qkv = a.qkv(rows).reshape(B, N + m, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+        s = ((qkv[0][:, :, :N] @ qkv[1].transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)
+        t = t + a.proj((s @ qkv[2]).transpose(1, 2).reshape(B, N, D))
+        t = t + blk.mlp(blk.norm2(t))
+    c = model.norm(t)[:, 0]
+    feats = torch.cat([F.normalize(c, dim=1)] + [F.normalize(o.reshape(B, -1), dim=1) for o in outs], 1)
+    w, b = head
+    return feats @ w.t() + b

@@ -17,8 +17,8 @@ internal static class TrainCommand
         var data = DataOptions.Data("Training images: a folder per class, a CSV of path,label, or IDX files (MNIST/Fashion-MNIST format; a folder of them, or 'folder:test').");
         var validationData = new Option<string?>("--validation-data") { Description = "Validation images (default: a stratified --validation-fraction of --data)." };
         var limit = DataOptions.Limit();
-        var method = new Option<string>("--method") { Description = "memory | head | head-class | full | vqt", DefaultValueFactory = _ => "memory" };
-        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full", "vqt");
+        var method = new Option<string>("--method") { Description = "memory | head | head-class | full | vqt | vqt-memory", DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full", "vqt", "vqt-memory");
         var queries = new Option<int>("--queries") { Description = "VQT query tokens per layer (T).", DefaultValueFactory = _ => 1 };
         var queryDropout = new Option<float>("--query-dropout") { Description = "VQT dropout on query tokens.", DefaultValueFactory = _ => 0.1f };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "VQT: keep the key/value cache in a file here (reused when backbone, size and data match)." };
@@ -96,6 +96,7 @@ internal static class TrainCommand
         "head-class" => TuningMethod.HeadAndClassToken,
         "full" => TuningMethod.Full,
         "vqt" => TuningMethod.Vqt,
+        "vqt-memory" => TuningMethod.VqtMemory,
         _ => throw new ArgumentException($"Unknown method '{s}'."),
     };
 

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning.QueryTuning;
 
 namespace MLNet.MemoryTokens.Tuning;
 
@@ -16,6 +17,9 @@ public sealed record TrainableParameter(string Name, Tensor Value, Tensor Grad);
 /// Plain memory (Sandler et al. §3.1): every original row reads the memory; the trainable class token replaces the
 /// backbone's. Masked (§3.2): original rows read only original rows (the pretrained outputs are untouched); the task row
 /// reads the originals, itself and its memory. The head reads the final-norm task row (row 0 plain, row N masked).
+/// With query tokens (VQT composed with memory, Tu et al. §4.4): T more stream rows that only read the N memory-adapted tokens;
+/// before block l they are overwritten with layer l's queries and after it their outputs are collected, and the head reads
+/// the VQT features [normalised class token | normalised query outputs of every layer].
 /// </remarks>
 public sealed class AdaptedVit : ITunedModel
 {
@@ -25,6 +29,10 @@ public sealed class AdaptedVit : ITunedModel
     public bool TrainClassToken { get; }
     public bool FullFineTune { get; }
     public int NumClasses { get; }
+    /// <summary>VQT query tokens per layer composed with the memory (0: none).</summary>
+    public int QueryTokens { get; }
+    /// <summary>[L, T, D] or null.</summary>
+    public Tensor? Queries { get; }
 
     /// <summary>[L, m, D] per-layer memory, or null when m = 0.</summary>
     public Tensor? Memory { get; }
@@ -40,11 +48,15 @@ public sealed class AdaptedVit : ITunedModel
     readonly Dictionary<string, BlockGrads> _blockGrads = new();
 
     VitConfig C => Backbone.Config;
-    int StreamRows => C.NumTokens + (Masked ? 1 : 0);
+    int StreamRows => C.NumTokens + (Masked ? 1 : 0) + QueryTokens;
     int PooledRow => Masked ? C.NumTokens : 0;
+    int HeadInput => QueryTokens > 0 ? C.Dim * (1 + C.Depth * QueryTokens) : C.Dim;
+    readonly QueryFeatures? _queryFeatures;
 
-    public AdaptedVit(VisionTransformer backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int seed)
+    public AdaptedVit(VisionTransformer backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int seed, int queryTokens = 0)
     {
+        if (queryTokens < 0) throw new ArgumentOutOfRangeException(nameof(queryTokens), queryTokens, "Query tokens cannot be negative.");
+        if (queryTokens > 0 && (masked || fullFineTune)) throw new ArgumentException("Query tokens compose with plain memory tuning, not with the masked variant or full fine-tuning.");
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "A task needs at least one class.");
         if (memoryTokens < 0) throw new ArgumentOutOfRangeException(nameof(memoryTokens), memoryTokens, "Memory tokens cannot be negative.");
         if (masked && fullFineTune) throw new ArgumentException("The attention-masked variant keeps the backbone frozen; it cannot be combined with full fine-tuning.");
@@ -63,7 +75,16 @@ public sealed class AdaptedVit : ITunedModel
             ClassToken = Backbone.ClassToken.Clone();
             Add("cls_token", ClassToken);
         }
-        HeadWeight = new Tensor([numClasses, d]);
+        QueryTokens = queryTokens;
+        if (queryTokens > 0)
+        {
+            Queries = new Tensor([C.Depth, queryTokens, d]);
+            double bound = Math.Sqrt(6.0 / (3.0 * C.PatchSize * C.PatchSize + d));   // VQT's init
+            for (int i = 0; i < Queries.Length; i++) Queries.Data[i] = (float)((rng.NextDouble() * 2 - 1) * bound);
+            Add("queries", Queries);
+            _queryFeatures = new QueryFeatures(d, C.Depth, queryTokens);
+        }
+        HeadWeight = new Tensor([numClasses, HeadInput]);
         HeadBias = new Tensor([numClasses]);
         // timm's reset_classifier: trunc-normal(0.02)-like weights, zero bias
         for (int i = 0; i < HeadWeight.Length; i++) HeadWeight.Data[i] = (float)Math.Clamp(VisionTransformer.Gaussian(rng) * 0.02, -0.04, 0.04);
@@ -85,6 +106,7 @@ public sealed class AdaptedVit : ITunedModel
     {
         public int Batch = -1;
         public float[] X = [], DX = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [], Logits = [];
+        public float[][] QueryOutputs = [];   // per layer [B, T·D]
         public BlockTape[] Blocks = [];
         public BackwardScratch Scratch = new();
     }
@@ -95,6 +117,7 @@ public sealed class AdaptedVit : ITunedModel
     {
         int n = C.NumTokens;
         int[] mem = MemoryTokens > 0 ? [0] : [];
+        if (QueryTokens > 0) return [new AttentionGroup(0, n, [(0, n)], mem), new AttentionGroup(n, QueryTokens, [(0, n)], [])];
         return Masked
             // same segments as MultiTaskVit's concatenation mode, so a task alone and in a multi-task pass give the same bits
             ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n), (n, 1)], mem)]
@@ -123,6 +146,7 @@ public sealed class AdaptedVit : ITunedModel
             t.Patches = new float[(long)batch * p * d];
             t.Pooled = new float[batch * d]; t.PooledLn = new float[batch * d]; t.PooledMean = new float[batch]; t.PooledRstd = new float[batch];
             t.Logits = new float[batch * NumClasses];
+            t.QueryOutputs = Enumerable.Range(0, c.Depth).Select(_ => new float[batch * QueryTokens * d]).ToArray();
             t.Blocks = Enumerable.Range(0, c.Depth).Select(_ => new BlockTape { Scratch = t.Scratch }).ToArray();
             t.Scratch.Ensure(c, (long)batch * s);
         }
@@ -139,13 +163,20 @@ public sealed class AdaptedVit : ITunedModel
             if (Masked) TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(n * d, d));
         }
         var groups = Groups();
+        int qt = QueryTokens, qd = qt * d;
         for (int l = 0; l < c.Depth; l++)
+        {
+            // query rows: layer l's own queries in, their block outputs out (rows [N, N+T) are never carried to the next layer)
+            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(Queries!.Data, l * qd, t.X, ((long)b * s + n) * d, qd);
             Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward, weightGradients: FullFineTune && keepForBackward);
-        // final norm on the pooled row only, then the head                     [B, D] → [B, C]
+            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(t.X, ((long)b * s + n) * d, t.QueryOutputs[l], b * qd, qd);
+        }
+        // final norm on the pooled row only, then the head                     [B, D] (or VQT features [B, F]) → [B, C]
         for (int b = 0; b < batch; b++) Array.Copy(t.X, ((long)b * s + PooledRow) * d, t.Pooled, b * d, d);
         LayerNorm.Forward(t.PooledLn, t.PooledMean, t.PooledRstd, t.Pooled, Backbone.NormWeight.Data, Backbone.NormBias.Data, batch, d, c.LayerNormEps);
         var logits = new Tensor([batch, NumClasses]);
-        Linear.Forward(logits.Data, t.PooledLn, HeadWeight.Data, HeadBias.Data, batch, d, NumClasses);
+        var headIn = qt > 0 ? _queryFeatures!.Forward(t.PooledLn, t.QueryOutputs, batch) : t.PooledLn;
+        Linear.Forward(logits.Data, headIn, HeadWeight.Data, HeadBias.Data, batch, HeadInput, NumClasses);
         _taped = keepForBackward;
         return logits;
     }
@@ -160,9 +191,12 @@ public sealed class AdaptedVit : ITunedModel
         int batch = t.Batch, s = StreamRows, d = c.Dim, n = c.NumTokens, p = c.NumPatches;
         if (dLogits.Rank != 2 || dLogits.Shape[0] != batch || dLogits.Shape[1] != NumClasses) throw new ArgumentException($"dLogits must be [{batch}, {NumClasses}].");
         var grad = _parameters.ToDictionary(x => x.Name, x => x.Grad.Data);
-        // forward: logits = PooledLn Whᵀ + bh       → dPooledLn = dlogits Wh; dWh += dlogitsᵀ PooledLn; dbh += Σ dlogits
+        int qt = QueryTokens, qd = qt * d;
+        // forward: logits = H Whᵀ + bh (H = PooledLn, or the VQT features) → dH = dlogits Wh; dWh += dlogitsᵀ H; dbh += Σ dlogits
         var dPooledLn = new float[batch * d];
-        Linear.Backward(dPooledLn, grad["head.weight"], grad["head.bias"], dLogits.Data, t.PooledLn, HeadWeight.Data, batch, d, NumClasses);
+        var dHead = qt > 0 ? new float[batch * HeadInput] : dPooledLn;
+        Linear.Backward(dHead, grad["head.weight"], grad["head.bias"], dLogits.Data, qt > 0 ? _queryFeatures!.Features : t.PooledLn, HeadWeight.Data, batch, HeadInput, NumClasses);
+        if (qt > 0) _queryFeatures!.BackwardClassToken(dHead, dPooledLn);
         // forward: PooledLn = LN(Pooled)           → dPooled (final norm frozen unless full fine-tuning)
         var dPooled = new float[batch * d];
         LayerNorm.Backward(dPooled, FullFineTune ? grad["backbone.norm.weight"] : default, FullFineTune ? grad["backbone.norm.bias"] : default,
@@ -173,11 +207,24 @@ public sealed class AdaptedVit : ITunedModel
         for (int b = 0; b < batch; b++) Array.Copy(dPooled, b * d, dx, ((long)b * s + PooledRow) * d, d);
         var groups = Groups();
         var dMemory = Memory is null ? null : grad["memory"];
+        var dOut = qt > 0 ? new float[batch * qd] : [];
+        var dQueries = qt > 0 ? grad["queries"] : null;
         for (int l = c.Depth - 1; l >= 0; l--)
         {
             Memory<float>[] dMem = dMemory is null ? [] : [dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
+            // query rows: their gradient at this block's output comes from the head only (the next block saw fresh queries)
+            if (qt > 0)
+            {
+                _queryFeatures!.BackwardLayer(dHead, l, dOut);
+                for (int b = 0; b < batch; b++) Array.Copy(dOut, b * qd, dx, ((long)b * s + n) * d, qd);
+            }
             var block = Backbone.Blocks[l];
             block.Backward(dx, batch, s, LayerMemory(l), groups, t.Blocks[l], dMem, FullFineTune ? _blockGrads[$"blocks.{l}."] : null);
+            for (int b = 0; b < batch && qt > 0; b++)
+            {
+                var dq = dQueries.AsSpan(l * qd, qd);
+                TensorPrimitives.Add(dq, dx.AsSpan((b * s + n) * d, qd), dq);
+            }
         }
         if (FullFineTune) FlushBlockGrads(grad);
         // embedding: dcls, and with full fine-tuning dpos, dWpatch, dbpatch

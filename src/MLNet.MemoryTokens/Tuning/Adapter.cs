@@ -55,7 +55,8 @@ public sealed class Adapter
         return new Adapter(new AdapterConfig
         {
             Method = tuning.Method, MemoryTokens = memory?.MemoryTokens ?? 0, Masked = memory?.Masked ?? false, TrainClassToken = memory?.TrainClassToken ?? false,
-            QueryTokens = tuning.Method == TuningMethod.Vqt ? tuning.QueryTokens : 0, QueryDropout = tuning.Method == TuningMethod.Vqt ? tuning.QueryDropout : 0,
+            QueryTokens = tuning.Method is TuningMethod.Vqt or TuningMethod.VqtMemory ? tuning.QueryTokens : 0,
+            QueryDropout = tuning.Method == TuningMethod.Vqt ? tuning.QueryDropout : 0,
             ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
             BackboneSource = backbone.Source, BackboneFingerprint = backbone.Fingerprint,
             BackboneDim = backbone.Model.Config.Dim, BackboneDepth = backbone.Model.Config.Depth, Training = training ?? new(),

@@ -13,6 +13,8 @@ public enum TuningMethod
     Full,
     /// <summary>Visual Query Tuning (Tu et al. 2023): query tokens per layer that only read; the backbone pass is cached.</summary>
     Vqt,
+    /// <summary>VQT queries reading a memory-adapted stream: memory, class token, queries and head trained together.</summary>
+    VqtMemory,
 }
 
 /// <summary>What to adapt: the method and its sizes.</summary>
@@ -40,7 +42,8 @@ public sealed record TuningOptions
     {
         if (Method == TuningMethod.Memory && MemoryTokens < 1) throw new ArgumentOutOfRangeException(nameof(MemoryTokens), MemoryTokens, "Memory tuning needs at least one token per layer.");
         if (Masked && Method != TuningMethod.Memory) throw new ArgumentException($"The attention-masked variant applies to memory tuning, not {Method}.");
-        if (Method == TuningMethod.Vqt && QueryTokens < 1) throw new ArgumentOutOfRangeException(nameof(QueryTokens), QueryTokens, "VQT needs at least one query token per layer.");
+        if (Method == TuningMethod.VqtMemory && (MemoryTokens < 1 || Masked)) throw new ArgumentException("VQT + memory needs at least one (unmasked) memory token per layer.");
+        if (Method is TuningMethod.Vqt or TuningMethod.VqtMemory && QueryTokens < 1) throw new ArgumentOutOfRangeException(nameof(QueryTokens), QueryTokens, "VQT needs at least one query token per layer.");
         if (QueryDropout < 0 || QueryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(QueryDropout), QueryDropout, "Query dropout must be in [0, 1).");
     }
 
@@ -52,6 +55,7 @@ public sealed record TuningOptions
         TuningMethod.HeadAndClassToken => new AdaptedVit(backbone, classes, 0, false, true, false, seed),
         TuningMethod.Memory => new AdaptedVit(backbone, classes, MemoryTokens, Masked, TrainClassToken, false, seed),
         TuningMethod.Full => new AdaptedVit(backbone, classes, 0, false, false, true, seed),
+        TuningMethod.VqtMemory => new AdaptedVit(backbone, classes, MemoryTokens, false, TrainClassToken, false, seed, QueryTokens),
         _ => throw new ArgumentOutOfRangeException(nameof(Method)),
     };
 }

@@ -80,9 +80,10 @@ public sealed class QueryTunedVit : ITunedModel
 
     // what backward needs from the last training forward
     KeyValues? _kv;
-    float[] _x = [], _masks = [], _features = [], _norms = [];
+    float[] _x = [], _masks = [];
     float[][] _outputs = [];
     bool _taped;
+    QueryFeatures? _head;
 
     public Tensor Forward(Tensor images, bool keepForBackward) => ForwardCached(CaptureKeyValues(images), keepForBackward);
 
@@ -117,22 +118,16 @@ public sealed class QueryTunedVit : ITunedModel
             Backbone.Blocks[l].Forward(_outputs[l], batch, t, [], groups, _tapes[l], keepForBackward, new ExternalKeyValues(kv.PerLayer[l], kv.Tokens));
         }
         // features [B, F]: normalise(cls) | normalise(out_1 flattened) | ... | normalise(out_L flattened)
-        if (_features.Length != batch * f) { _features = new float[batch * f]; _norms = new float[batch * (1 + L)]; }
-        for (int b = 0; b < batch; b++)
-        {
-            var fb = _features.AsSpan(b * f, f);
-            _norms[b * (1 + L)] = Normalize(kv.ClassToken.AsSpan(b * d, d), fb[..d]);
-            for (int l = 0; l < L; l++)
-                _norms[b * (1 + L) + 1 + l] = Normalize(_outputs[l].AsSpan(b * t * d, t * d), fb.Slice(d + l * t * d, t * d));
-        }
+        _head ??= new QueryFeatures(d, L, t);
+        var features = _head.Forward(kv.ClassToken, _outputs, batch);
         var logits = new Tensor([batch, NumClasses]);
-        Linear.Forward(logits.Data, _features, HeadWeight.Data, HeadBias.Data, batch, f, NumClasses);
+        Linear.Forward(logits.Data, features, HeadWeight.Data, HeadBias.Data, batch, f, NumClasses);
         _kv = kv; _taped = keepForBackward;
         return logits;
     }
 
     /// <summary>The aggregated VQT feature vector [B, D·(1 + L·T)] of the last forward (what the head reads).</summary>
-    public Tensor LastFeatures(int batch) => new([batch, FeatureDim], _features.AsSpan(0, batch * FeatureDim).ToArray());
+    public Tensor LastFeatures(int batch) => new([batch, FeatureDim], _head!.Features.AsSpan(0, batch * FeatureDim).ToArray());
 
     public void Backward(Tensor dLogits)
     {
@@ -143,14 +138,13 @@ public sealed class QueryTunedVit : ITunedModel
         var g = _parameters.ToDictionary(p => p.Name, p => p.Grad.Data);
         // forward: logits = F Whᵀ + bh              → dF = dlogits Wh; dWh += dlogitsᵀ F; dbh += Σ dlogits
         var dF = new float[batch * f];
-        Linear.Backward(dF, g["head.weight"], g["head.bias"], dLogits.Data, _features, HeadWeight.Data, batch, f, NumClasses);
+        Linear.Backward(dF, g["head.weight"], g["head.bias"], dLogits.Data, _head!.Features, HeadWeight.Data, batch, f, NumClasses);
         var groups = new[] { new AttentionGroup(0, t, [], [], ReadsExternal: true) };
         var dQueries = g["queries"];
         for (int l = L - 1; l >= 0; l--)
         {
             // forward: F_l = out_l / ‖out_l‖            → dout_l = (dF_l − F_l (F_l·dF_l)) / ‖out_l‖
-            for (int b = 0; b < batch; b++)
-                NormalizeBackward(_x.AsSpan(b * t * d, t * d), _features.AsSpan(b * f + d + l * t * d, t * d), dF.AsSpan(b * f + d + l * t * d, t * d), _norms[b * (1 + L) + 1 + l]);
+            _head.BackwardLayer(dF, l, _x);
             // through block l's query path (keys/values frozen) → gradient of its input, the (dropped-out) queries
             Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, new ExternalKeyValues(kv.PerLayer[l], kv.Tokens));
             var dq = dQueries.AsSpan(l * t * d, t * d);
@@ -161,21 +155,5 @@ public sealed class QueryTunedVit : ITunedModel
                 TensorPrimitives.Add(dq, dx, dq);
             }
         }
-    }
-
-    /// <summary>y = x / max(‖x‖, 1e-12) (F.normalize); returns the divisor.</summary>
-    static float Normalize(ReadOnlySpan<float> x, Span<float> y)
-    {
-        float n = MathF.Max(TensorPrimitives.Norm(x), 1e-12f);
-        TensorPrimitives.Multiply(x, 1f / n, y);
-        return n;
-    }
-
-    /// <summary>dx = (dy − y (y·dy)) / n for y = x / n; dx written.</summary>
-    static void NormalizeBackward(Span<float> dx, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, float n)
-    {
-        float dot = TensorPrimitives.Dot(y, dy);
-        TensorPrimitives.MultiplyAdd(y, -dot, dy, dx);
-        TensorPrimitives.Multiply(dx, 1f / n, dx);
     }
 }
