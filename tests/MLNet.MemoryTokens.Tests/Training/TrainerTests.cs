@@ -1,0 +1,200 @@
+using System.Text.Json;
+using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+using Xunit;
+
+namespace MLNet.MemoryTokens.Tests.Training;
+
+/// <summary>The trainer end to end on a tiny random ViT and a synthetic, learnable image set: train → save → load → predict,
+/// repeatability, resume, divergence, and the same through the command line.</summary>
+public class TrainerTests
+{
+    /// <summary>Three classes told apart by colour: red, green or blue squares with noise, 16×16.</summary>
+    sealed class ColourSquares(int count, int seed) : IImageDataset
+    {
+        public int Count => count;
+        public IReadOnlyList<string> ClassNames { get; } = ["red", "green", "blue"];
+        public int LabelOf(int index) => index % 3;
+        public string SourceOf(int index) => $"colour#{index}";
+        public RgbImage Load(int index)
+        {
+            var rng = new Random(seed * 7919 + index);
+            var px = new byte[16 * 16 * 3];
+            for (int i = 0; i < 256; i++)
+                for (int c = 0; c < 3; c++)
+                    px[i * 3 + c] = (byte)Math.Clamp((c == LabelOf(index) ? 180 : 60) + rng.Next(-50, 50), 0, 255);
+            return new RgbImage(16, 16, px);
+        }
+    }
+
+    static Backbone TinyBackbone()
+    {
+        var vit = VisionTransformer.CreateRandom(new VitConfig { ImageSize = 16, PatchSize = 4, Dim = 32, Depth = 2, Heads = 2, MlpDim = 64, NumClasses = 0 }, seed: 3);
+        return new Backbone(vit, new PreprocessConfig { InputSize = 16 }, "tiny", Backbone.ComputeFingerprint(vit.Parameters));
+    }
+
+    static TrainingOptions Quick(int epochs = 3) => new() { Epochs = epochs, BatchSize = 8, LearningRate = 3e-3f, WarmupEpochs = 0.5, Seed = 11, ValidationFraction = 0.25 };
+
+    [Theory]
+    [InlineData(TuningMethod.Memory, false)]
+    [InlineData(TuningMethod.Memory, true)]
+    [InlineData(TuningMethod.HeadOnly, false)]
+    [InlineData(TuningMethod.HeadAndClassToken, false)]
+    [InlineData(TuningMethod.Full, false)]
+    [InlineData(TuningMethod.Vqt, false)]
+    [InlineData(TuningMethod.VqtMemory, false)]
+    public void TrainSaveLoadPredictGivesTheSameLogitsAndLearnsTheTask(TuningMethod method, bool masked)
+    {
+        var backbone = TinyBackbone();
+        var tuning = new TuningOptions { Method = method, MemoryTokens = 2, Masked = masked, QueryTokens = 1 };
+        var result = Trainer.Train(backbone, new ColourSquares(48, 1), null, tuning, Quick(6));
+        var test = PreparedImages.From(new ColourSquares(30, 2), Trainer.TrainingPreprocess(backbone));
+        var metrics = Trainer.Evaluate(result.Model, test);
+        Assert.True(metrics.Accuracy >= 0.9, $"{method}: test accuracy {metrics.Accuracy:P0} on a colour task");
+        var dir = Path.Combine(Path.GetTempPath(), "mmt-adapter-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            result.Adapter.Save(dir);
+            Assert.True(File.Exists(Path.Combine(dir, Adapter.ConfigFile)) && File.Exists(Path.Combine(dir, Adapter.WeightsFile)));
+            var loaded = Adapter.Load(dir);
+            Assert.Equal(["red", "green", "blue"], loaded.Config.ClassLabels);
+            Assert.Equal(method, loaded.Config.Method);
+            var fresh = method == TuningMethod.Full ? TinyBackbone() : backbone;
+            var again = loaded.CreateModel(fresh, dir);
+            Assert.Equal(Trainer.PredictLogits(result.Model, test).Data, Trainer.PredictLogits(again, test).Data);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TheSameSeedRepeatsARunBitForBitAndAnotherSeedDoesNot()
+    {
+        var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
+        float[] Run(int seed) => Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, tuning, Quick(2) with { Seed = seed }).Model.Parameters[0].Value.Data;
+        Assert.Equal(Run(5), Run(5));
+        Assert.NotEqual(Run(5), Run(6));
+    }
+
+    [Fact]
+    public void ResumingFromACheckpointReproducesTheUninterruptedRun()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "mmt-ckpt-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
+            var whole = Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, tuning, Quick(3));
+            // the same 3-epoch run, interrupted after its second epoch
+            using (var cts = new CancellationTokenSource())
+                Assert.ThrowsAny<OperationCanceledException>(() => Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, tuning, Quick(3) with
+                {
+                    CheckpointDirectory = dir, CancellationToken = cts.Token,
+                    Progress = new SyncProgress(p => { if (p.Phase == "epoch" && p.Epoch == 2) cts.Cancel(); }),
+                }));
+            var resumed = Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, tuning, Quick(3) with { CheckpointDirectory = dir, Resume = true });
+            Assert.Equal(3, resumed.History.Count);
+            foreach (var (a, b) in whole.Model.Parameters.Zip(resumed.Model.Parameters))
+                Assert.True(a.Value.Data.AsSpan().SequenceEqual(b.Value.Data), $"{a.Name} differs after resume");
+            var wrong = Assert.Throws<InvalidDataException>(() => Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null,
+                tuning with { MemoryTokens = 3 }, Quick(3) with { CheckpointDirectory = dir, Resume = true }));
+            Assert.Contains("m=2", wrong.Message);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void ANonFiniteLossStopsWithTheStepNumber()
+    {
+        var options = Quick(2) with { LearningRate = 1e38f, GradientClipNorm = 0 };   // weights jump to ±1e38: logits overflow
+        var ex = Assert.Throws<TrainingDivergedException>(() =>
+            Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, new TuningOptions { Method = TuningMethod.HeadAndClassToken }, options));
+        Assert.Matches(@"at step \d+ \(epoch \d+, batch \d+\)", ex.Message);
+    }
+
+    [Fact]
+    public void ProgressAndCancellationAreHonoured()
+    {
+        var seen = new List<TrainingProgress>();
+        using var cts = new CancellationTokenSource();
+        var options = Quick(5) with
+        {
+            CancellationToken = cts.Token,
+            Progress = new SyncProgress(p => { seen.Add(p); if (p.Phase == "epoch" && p.Epoch == 2) cts.Cancel(); }),
+        };
+        Assert.ThrowsAny<OperationCanceledException>(() => Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, new TuningOptions(), options));
+        Assert.Contains(seen, p => p.Phase == "train" && p.ImagesPerSecond > 0 && p.TotalSteps == 5 * 3);
+        Assert.DoesNotContain(seen, p => p.Epoch > 2);
+    }
+
+    sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+
+    [Fact]
+    public void AdapterLoadRefusesAnotherBackbone()
+    {
+        var backbone = TinyBackbone();
+        var result = Trainer.Train(backbone, new ColourSquares(24, 1), null, new TuningOptions { MemoryTokens = 1 }, Quick(1));
+        var other = VisionTransformer.CreateRandom(backbone.Model.Config, seed: 99);
+        var otherBackbone = new Backbone(other, backbone.Preprocess, "other", Backbone.ComputeFingerprint(other.Parameters));
+        var ex = Assert.Throws<InvalidOperationException>(() => result.Adapter.CreateModel(otherBackbone, "adapters/x"));
+        Assert.Contains("adapters/x", ex.Message);
+        Assert.Contains("fingerprint", ex.Message);
+    }
+
+    [Fact]
+    public void CommandLineTrainsEvaluatesAndPredictsWithAnAdapter()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "mmt-cli-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // a checkpoint file, and a folder-per-class data set written as PNG-free PPM files
+            Directory.CreateDirectory(root);
+            var ckpt = Path.Combine(root, "tiny.safetensors");
+            SafeTensorsFile.Write(ckpt, TinyBackbone().Model.Parameters);
+            var data = Path.Combine(root, "data");
+            var ds = new ColourSquares(30, 4);
+            for (int i = 0; i < ds.Count; i++)
+            {
+                var dir = Path.Combine(data, ds.ClassNames[ds.LabelOf(i)]);
+                Directory.CreateDirectory(dir);
+                var img = ds.Load(i);
+                using var f = File.Create(Path.Combine(dir, $"{i:D3}.ppm"));
+                f.Write(System.Text.Encoding.ASCII.GetBytes("P6\n16 16\n255\n"));
+                f.Write(img.Pixels);
+            }
+            var adapter = Path.Combine(root, "adapter");
+            Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--method", "memory", "--tokens", "2", "--epochs", "6", "--lr", "3e-3",
+                "--batch", "8", "--validation-fraction", "0", "--out", adapter, "--json"], out var trainOut));
+            Assert.Contains("\"trainable_parameters\"", trainOut);
+            Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", adapter, "--data", data, "--json"], out var evalOut));
+            var eval = JsonDocument.Parse(evalOut).RootElement;
+            Assert.True(eval.GetProperty("accuracy").GetDouble() >= 0.9, evalOut);
+            Assert.Equal(3, eval.GetProperty("confusion_matrix").GetArrayLength());
+            Assert.Equal(0, Cli(["predict", "--model", ckpt, "--adapter", adapter, "--json", "--top-k", "2", Path.Combine(data, "blue")], out var predOut));
+            var lines = predOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(10, lines.Length);
+            int blue = lines.Count(l => JsonDocument.Parse(l).RootElement.GetProperty("top")[0].GetProperty("label").GetString() == "blue");
+            Assert.True(blue >= 9, predOut);
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    static readonly object ConsoleLock = new();
+
+    internal static int Cli(string[] args, out string stdout)
+    {
+        lock (ConsoleLock)
+        {
+            var old = Console.Out;
+            var sw = new StringWriter();
+            Console.SetOut(sw);
+            try { return MLNet.MemoryTokens.Cli.Program.Main(args); }
+            finally { Console.SetOut(old); stdout = sw.ToString(); }
+        }
+    }
+}
