@@ -24,6 +24,8 @@ internal static class TrainCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "VQT: keep the key/value cache in a file here (reused when backbone, size and data match)." };
         var cacheDType = new Option<string>("--cache-dtype") { Description = "VQT cache element type: f16 | bf16 | f32", DefaultValueFactory = _ => "f16" };
         cacheDType.AcceptOnlyFromAmong("f16", "bf16", "f32");
+        var groupLasso = new Option<float>("--group-lasso") { Description = "VQT: group-lasso weight on the head's feature columns (0: off).", DefaultValueFactory = _ => 0f };
+        var keepFeatures = new Option<double>("--keep-features") { Description = "VQT compression: keep this fraction of features and retrain the head (1: all).", DefaultValueFactory = _ => 1.0 };
         var tokens = new Option<int>("--tokens") { Description = "Memory tokens per layer (m).", DefaultValueFactory = _ => 5 };
         var masked = new Option<bool>("--masked") { Description = "Attention-masked memory: the pretrained outputs stay exact; the adapter can join a multi-task pass." };
         var noCls = new Option<bool>("--freeze-class-token") { Description = "Memory tuning without training the class token." };
@@ -46,7 +48,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, noCls, queries, queryDropout, cacheDir, cacheDType, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            model, data, validationData, limit, method, tokens, masked, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
             valFraction, imageSize, checkpointDir, resume, output, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -56,6 +58,7 @@ internal static class TrainCommand
             {
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
                 QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
+                GroupLasso = r.GetValue(groupLasso), KeepFeatureFraction = r.GetValue(keepFeatures),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
@@ -123,15 +126,15 @@ internal static class TrainCommand
                 if (p.TotalSteps > 0) { _bar.MaxValue = p.TotalSteps; _bar.Value = p.Step; }
                 _bar.Description = p.Phase switch
                 {
-                    "train" => $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s",
+                    "train" or "retrain head" => $"{p.Phase} epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s",
                     _ => p.Message ?? p.Phase,
                 };
                 if (p.Phase == "epoch") AnsiConsole.MarkupLine(Markup.Escape(EpochLine(p)));
-                else if (p.Phase is "cache" or "resume") AnsiConsole.MarkupLine(Markup.Escape(p.Message ?? ""));
+                else if (p.Phase is "cache" or "resume" or "compress") AnsiConsole.MarkupLine(Markup.Escape(p.Message ?? ""));
                 return;
             }
             if (p.Phase == "epoch") Console.WriteLine(EpochLine(p));
-            else if (p.Phase is "prepare" or "resume" or "cache") Console.WriteLine(p.Message);
+            else if (p.Phase is "prepare" or "resume" or "cache" or "compress") Console.WriteLine(p.Message);
         }
 
         static string EpochLine(TrainingProgress p) =>

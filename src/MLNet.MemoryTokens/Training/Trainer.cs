@@ -54,20 +54,45 @@ public static class Trainer
             _ => (ITrainingStep)new ImageStep(model, trainSet),
         };
         var optimizer = Optimizer.Create(options.Optimizer, model.Parameters, options.WeightDecay, options.Momentum);
-        int stepsPerEpoch = (trainSet.Count + options.BatchSize - 1) / options.BatchSize;
-        long totalSteps = (long)stepsPerEpoch * options.Epochs;
-        var schedule = new LearningRateSchedule(options.LearningRate, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch), totalSteps, options.MinLearningRate);
         var history = new List<EpochMetrics>();
         int startEpoch = 0;
         var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory);
         if (options.Resume && checkpoint!.Exists)
         {
             startEpoch = checkpoint.Restore(model, optimizer, history, tuning);
-            Report(options, new TrainingProgress("resume", startEpoch, options.Epochs, optimizer.Steps, totalSteps, double.NaN, 0, TimeSpan.Zero, Message: $"resumed after epoch {startEpoch} from {checkpoint.Directory}"));
+            Report(options, new TrainingProgress("resume", startEpoch, options.Epochs, optimizer.Steps, 0, double.NaN, 0, TimeSpan.Zero, Message: $"resumed after epoch {startEpoch} from {checkpoint.Directory}"));
         }
+        Action? afterBackward = tuning.GroupLasso > 0 && model is QueryTunedVit lassoed ? () => lassoed.AddGroupLassoGradient(tuning.GroupLasso) : null;
+        RunEpochs("train", step, model.Parameters, trainSet, valSet is null ? null : () => Evaluate(model, step, valSet, options.BatchSize, cancel),
+            classes, options, optimizer, startEpoch, history, afterBackward, epochsDone => checkpoint?.Save(model, optimizer, history, tuning, epochsDone));
+        if (model is QueryTunedVit vqt && tuning.KeepFeatureFraction < 1)
+            RetrainCompressedHead(vqt, (QueryCacheStep)step, trainSet, valSet, tuning, options, history);
+        var trainingInfo = new Dictionary<string, JsonElement>
+        {
+            ["options"] = JsonSerializer.SerializeToElement(new
+            {
+                options.Epochs, options.BatchSize, options.LearningRate, Optimizer = options.Optimizer.ToString(), options.Momentum, options.WeightDecay,
+                options.WarmupEpochs, options.MinLearningRate, options.GradientClipNorm, options.LabelSmoothing, options.Seed, options.ValidationFraction,
+                TrainImages = trainSet.Count, ValidationImages = valSet?.Count ?? 0, TrainableParameters = model.TrainableCount(),
+            }),
+            ["history"] = JsonSerializer.SerializeToElement(history),
+        };
+        var adapter = Adapter.From(model, backbone, tuning, trainSet.ClassNames, TrainingPreprocess(backbone), trainingInfo);
+        return new TrainingResult(adapter, model, history);
+    }
+
+    /// <summary>The epoch loop every method shares: shuffled mini-batches, loss, backward, clipping, optimizer step with the
+    /// warm-up + cosine schedule, progress, cancellation, per-epoch validation, and a clear stop on a non-finite loss.</summary>
+    static void RunEpochs(string phase, ITrainingStep step, IReadOnlyList<TrainableParameter> parameters, PreparedImages trainSet,
+        Func<ClassificationMetrics>? validate, int classes, TrainingOptions options, Optimizer optimizer, int startEpoch,
+        List<EpochMetrics> history, Action? afterBackward, Action<int>? afterEpoch)
+    {
+        var cancel = options.CancellationToken;
+        int stepsPerEpoch = (trainSet.Count + options.BatchSize - 1) / options.BatchSize;
+        long totalSteps = (long)stepsPerEpoch * options.Epochs, firstStep = optimizer.Steps;
+        var schedule = new LearningRateSchedule(options.LearningRate, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch), totalSteps, options.MinLearningRate);
         var labels = trainSet.Labels;
         var watch = Stopwatch.StartNew();
-        long stepsDone = 0;
         for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
         {
             var epochWatch = Stopwatch.StartNew();
@@ -85,43 +110,45 @@ public static class Trainer
                 float lr = schedule.At(globalStep);
                 if (!double.IsFinite(loss))
                     throw new TrainingDivergedException($"Training stopped: the loss became {loss} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}) with learning rate {lr:G3}. Lower the learning rate or enable gradient clipping.");
-                model.ZeroGrad();
+                foreach (var p in parameters) Array.Clear(p.Grad.Data);
                 step.Backward(dLogits);
-                double norm = GradientClipping.ClipGlobalNorm(model.Parameters, options.GradientClipNorm);
+                afterBackward?.Invoke();
+                double norm = GradientClipping.ClipGlobalNorm(parameters, options.GradientClipNorm);
                 if (!double.IsFinite(norm))
                     throw new TrainingDivergedException($"Training stopped: the gradient norm became {norm} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}).");
-                optimizer.Step(model.Parameters, lr);
+                optimizer.Step(parameters, lr);
                 lossSum += loss * idx.Length; seen += idx.Length;
                 for (int i = 0; i < idx.Length; i++) if (ArgMax(logits.Data.AsSpan(i * classes, classes)) == batchLabels[i]) correct++;
-                stepsDone++;
-                double perStep = watch.Elapsed.TotalSeconds / stepsDone;
-                Report(options, new TrainingProgress("train", epoch + 1, options.Epochs, globalStep + 1, totalSteps, lossSum / seen,
+                double perStep = watch.Elapsed.TotalSeconds / (optimizer.Steps - firstStep);
+                Report(options, new TrainingProgress(phase, epoch + 1, options.Epochs, globalStep + 1, totalSteps, lossSum / seen,
                     seen / epochWatch.Elapsed.TotalSeconds, TimeSpan.FromSeconds(perStep * (totalSteps - globalStep - 1))));
             }
-            double? valLoss = null, valAcc = null;
-            if (valSet is not null && valSet.Count > 0)
-            {
-                var m = Evaluate(model, step, valSet, options.BatchSize, cancel);
-                valLoss = m.LogLoss; valAcc = m.Accuracy;
-            }
-            var em = new EpochMetrics(epoch + 1, lossSum / seen, (double)correct / seen, valLoss, valAcc, epochWatch.Elapsed.TotalSeconds, seen / epochWatch.Elapsed.TotalSeconds);
+            var m = validate?.Invoke();
+            var em = new EpochMetrics(epoch + 1, lossSum / seen, (double)correct / seen, m?.LogLoss, m?.Accuracy, epochWatch.Elapsed.TotalSeconds, seen / epochWatch.Elapsed.TotalSeconds);
             history.Add(em);
-            checkpoint?.Save(model, optimizer, history, tuning, epoch + 1);
+            afterEpoch?.Invoke(epoch + 1);
             Report(options, new TrainingProgress("epoch", epoch + 1, options.Epochs, optimizer.Steps, totalSteps, em.TrainLoss, em.ImagesPerSecond,
-                TimeSpan.FromSeconds(watch.Elapsed.TotalSeconds / Math.Max(1, stepsDone) * (totalSteps - optimizer.Steps)), valLoss, valAcc));
+                TimeSpan.FromSeconds(watch.Elapsed.TotalSeconds / Math.Max(1, optimizer.Steps - firstStep) * (totalSteps - optimizer.Steps)), m?.LogLoss, m?.Accuracy,
+                Message: phase == "train" ? null : phase));
         }
-        var trainingInfo = new Dictionary<string, JsonElement>
-        {
-            ["options"] = JsonSerializer.SerializeToElement(new
-            {
-                options.Epochs, options.BatchSize, options.LearningRate, Optimizer = options.Optimizer.ToString(), options.Momentum, options.WeightDecay,
-                options.WarmupEpochs, options.MinLearningRate, options.GradientClipNorm, options.LabelSmoothing, options.Seed, options.ValidationFraction,
-                TrainImages = trainSet.Count, ValidationImages = valSet?.Count ?? 0, TrainableParameters = model.TrainableCount(),
-            }),
-            ["history"] = JsonSerializer.SerializeToElement(history),
-        };
-        var adapter = Adapter.From(model, backbone, tuning, trainSet.ClassNames, TrainingPreprocess(backbone), trainingInfo);
-        return new TrainingResult(adapter, model, history);
+    }
+
+    /// <summary>VQT compression (as the official code): keep the features whose head columns the group-lasso penalty left largest,
+    /// then retrain the head alone on those features (queries fixed, features from the cache).</summary>
+    static void RetrainCompressedHead(QueryTunedVit vqt, QueryCacheStep cache, PreparedImages trainSet, PreparedImages? valSet, TuningOptions tuning,
+        TrainingOptions options, List<EpochMetrics> history)
+    {
+        int full = vqt.FeatureDim;
+        var kept = vqt.Compress(tuning.KeepFeatureFraction);
+        Report(options, new TrainingProgress("compress", options.Epochs, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero,
+            Message: $"VQT compression: kept {kept.Length} of {full} features ({tuning.KeepFeatureFraction:P0}); retraining the head"));
+        var features = cache.HeadInputs(trainSet.Count, options.BatchSize);
+        var head = vqt.Parameters.Where(p => p.Name.StartsWith("head.", StringComparison.Ordinal)).ToList();
+        var step = new FeatureStep(features, kept.Length, vqt.HeadWeight, vqt.HeadBias, head);
+        var optimizer = Optimizer.Create(options.Optimizer, head, options.WeightDecay, options.Momentum);
+        Func<ClassificationMetrics>? validate = valSet is null ? null : () =>
+            step.Evaluate(QueryFeaturizer.Featurize(vqt, valSet, options.BatchSize, options.CancellationToken).Data, valSet.Labels);
+        RunEpochs("retrain head", step, head, trainSet, validate, vqt.NumClasses, options, optimizer, 0, history, null, null);
     }
 
     /// <summary>Logits [N, C] of a model on prepared images, in batches (no activations kept).</summary>
@@ -227,21 +254,61 @@ public static class Trainer
 
         public void Backward(Tensor dLogits) => _model.Backward(dLogits);
         public void Dispose() => _cache.Dispose();
+
+        /// <summary>What the head reads for every cached image [N, K] (no dropout).</summary>
+        public float[] HeadInputs(int count, int batchSize)
+        {
+            int k = _model.HeadInput;
+            var all = new float[(long)count * k];
+            for (int start = 0; start < count; start += batchSize)
+            {
+                var idx = Enumerable.Range(start, Math.Min(batchSize, count - start)).ToArray();
+                _model.ForwardCached(_cache.Load(idx), keepForBackward: false);
+                _model.LastFeatures(idx.Length).Data.CopyTo(all, (long)start * k);
+            }
+            return all;
+        }
+    }
+
+    /// <summary>A linear head on fixed features [N, K]: the linear probe on the backbone's class tokens, and the VQT head retrained on kept features.</summary>
+    sealed class FeatureStep(float[] features, int dim, Tensor weight, Tensor bias, IReadOnlyList<TrainableParameter> head) : ITrainingStep
+    {
+        float[] _batch = [];
+        int _rows;
+        int Classes => bias.Length;
+
+        public Tensor Forward(int[] indices)
+        {
+            _rows = indices.Length;
+            if (_batch.Length < _rows * dim) _batch = new float[_rows * dim];
+            for (int i = 0; i < _rows; i++) Array.Copy(features, (long)indices[i] * dim, _batch, (long)i * dim, dim);
+            var logits = new Tensor([_rows, Classes]);
+            Linear.Forward(logits.Data, _batch.AsSpan(0, _rows * dim), weight.Data, bias.Data, _rows, dim, Classes);
+            return logits;
+        }
+
+        public void Backward(Tensor dLogits) =>
+            Linear.Backward(default, head[0].Grad.Data, head[1].Grad.Data, dLogits.Data, _batch.AsSpan(0, _rows * dim), weight.Data, _rows, dim, Classes);
+
+        public ClassificationMetrics Evaluate(float[] evalFeatures, int[] labels)
+        {
+            var logits = new float[labels.Length * Classes];
+            Linear.Forward(logits, evalFeatures, weight.Data, bias.Data, labels.Length, dim, Classes);
+            return ClassificationMetrics.From(logits, labels, Classes);
+        }
     }
 
     /// <summary>Linear probe: the frozen backbone's final-norm class tokens are computed once, then only the head trains.</summary>
     sealed class CachedFeatureStep : ITrainingStep
     {
-        readonly AdaptedVit _model;
-        readonly float[] _features;   // [N, D]
+        readonly FeatureStep _step;
         readonly Backbone _backbone;
-        float[] _batch = [];
-        int _rows;
 
         public CachedFeatureStep(AdaptedVit model, Backbone backbone, PreparedImages images, TrainingOptions options, CancellationToken cancel)
         {
-            _model = model; _backbone = backbone;
-            _features = Features(backbone, images, options.BatchSize, cancel, p => options.Progress?.Report(new TrainingProgress("features", 0, options.Epochs, 0, 0, double.NaN, p.ImagesPerSecond, p.Eta, Message: $"features {p.Done}/{images.Count}")));
+            _backbone = backbone;
+            var features = Features(backbone, images, options.BatchSize, cancel, p => options.Progress?.Report(new TrainingProgress("features", 0, options.Epochs, 0, 0, double.NaN, p.ImagesPerSecond, p.Eta, Message: $"features {p.Done}/{images.Count}")));
+            _step = new FeatureStep(features, backbone.Model.Config.Dim, model.HeadWeight, model.HeadBias, model.Parameters);
         }
 
         internal static float[] Features(Backbone backbone, PreparedImages images, int batchSize, CancellationToken cancel, Action<(int Done, double ImagesPerSecond, TimeSpan Eta)>? progress = null)
@@ -262,32 +329,11 @@ public static class Trainer
             return features;
         }
 
-        public Tensor Forward(int[] indices)
-        {
-            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
-            _rows = indices.Length;
-            if (_batch.Length < _rows * d) _batch = new float[_rows * d];
-            for (int i = 0; i < _rows; i++) Array.Copy(_features, (long)indices[i] * d, _batch, (long)i * d, d);
-            var logits = new Tensor([_rows, c]);
-            Linear.Forward(logits.Data, _batch.AsSpan(0, _rows * d), _model.HeadWeight.Data, _model.HeadBias.Data, _rows, d, c);
-            return logits;
-        }
+        public Tensor Forward(int[] indices) => _step.Forward(indices);
+        public void Backward(Tensor dLogits) => _step.Backward(dLogits);
 
-        public void Backward(Tensor dLogits)
-        {
-            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
-            var g = _model.Parameters.ToDictionary(p => p.Name, p => p.Grad.Data);
-            Linear.Backward(default, g["head.weight"], g["head.bias"], dLogits.Data, _batch.AsSpan(0, _rows * d), _model.HeadWeight.Data, _rows, d, c);
-        }
-
-        public ClassificationMetrics Evaluate(PreparedImages data, int batchSize, CancellationToken cancel)
-        {
-            int d = _backbone.Model.Config.Dim, c = _model.NumClasses;
-            var feats = Features(_backbone, data, batchSize, cancel);
-            var logits = new float[data.Count * c];
-            Linear.Forward(logits, feats, _model.HeadWeight.Data, _model.HeadBias.Data, data.Count, d, c);
-            return ClassificationMetrics.From(logits, data.Labels, c);
-        }
+        public ClassificationMetrics Evaluate(PreparedImages data, int batchSize, CancellationToken cancel) =>
+            _step.Evaluate(Features(_backbone, data, batchSize, cancel), data.Labels);
     }
 }
 

@@ -51,6 +51,8 @@ public sealed class Adapter
     public static Adapter From(ITunedModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
     {
         var tensors = model.Parameters.ToDictionary(p => p.Name, p => p.Value.Clone());
+        if (model is QueryTuning.QueryTunedVit { KeptFeatures: { } kept })   // a compressed VQT head reads only these features
+            tensors["kept_features"] = new Tensor([kept.Length], kept.Select(i => (float)i).ToArray());
         var memory = model as AdaptedVit;
         return new Adapter(new AdapterConfig
         {
@@ -127,6 +129,8 @@ public sealed class Adapter
             QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout,
         };
         var model = tuning.CreateModel(backbone.Model, Config.ClassLabels.Length, seed: 0);
+        if (model is QueryTuning.QueryTunedVit vqt && Tensors.TryGetValue("kept_features", out var kept))
+            vqt.SetKeptFeatures(kept.Data.Select(v => (int)v).ToArray());
         foreach (var p in model.Parameters)
         {
             if (!Tensors.TryGetValue(p.Name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{p.Name}' that method {Config.Method} needs.");

@@ -35,6 +35,10 @@ public sealed record TuningOptions
     public IO.TensorDType CacheDType { get; init; } = IO.TensorDType.F16;
     /// <summary>Largest VQT cache kept in memory; a larger one goes to a file.</summary>
     public long CacheBudgetBytes { get; init; } = 4L << 30;
+    /// <summary>VQT group-lasso weight λ on the head's feature columns while training (0: off).</summary>
+    public float GroupLasso { get; init; }
+    /// <summary>VQT compression: keep this fraction of features (largest head columns) and retrain the head on them (1: keep all).</summary>
+    public double KeepFeatureFraction { get; init; } = 1;
     /// <summary>Folder for a file-backed VQT cache (reused across runs when backbone, size and data match); null: memory within the budget, else the temp folder.</summary>
     public string? CacheDirectory { get; init; }
 
@@ -44,6 +48,9 @@ public sealed record TuningOptions
         if (Masked && Method != TuningMethod.Memory) throw new ArgumentException($"The attention-masked variant applies to memory tuning, not {Method}.");
         if (Method == TuningMethod.VqtMemory && (MemoryTokens < 1 || Masked)) throw new ArgumentException("VQT + memory needs at least one (unmasked) memory token per layer.");
         if (Method is TuningMethod.Vqt or TuningMethod.VqtMemory && QueryTokens < 1) throw new ArgumentOutOfRangeException(nameof(QueryTokens), QueryTokens, "VQT needs at least one query token per layer.");
+        if (GroupLasso < 0) throw new ArgumentOutOfRangeException(nameof(GroupLasso), GroupLasso, "Group-lasso weight cannot be negative.");
+        if (!(KeepFeatureFraction > 0 && KeepFeatureFraction <= 1)) throw new ArgumentOutOfRangeException(nameof(KeepFeatureFraction), KeepFeatureFraction, "Keep a fraction of features in (0, 1].");
+        if (KeepFeatureFraction < 1 && Method != TuningMethod.Vqt) throw new ArgumentException("Feature compression applies to VQT.");
         if (QueryDropout < 0 || QueryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(QueryDropout), QueryDropout, "Query dropout must be in [0, 1).");
     }
 

@@ -71,6 +71,23 @@ public class TrainerTests
     }
 
     [Fact]
+    public void CompressedVqtKeepsAFractionOfFeaturesRetrainsTheHeadAndRoundTrips()
+    {
+        var backbone = TinyBackbone();
+        var tuning = new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2, GroupLasso = 1e-3f, KeepFeatureFraction = 0.25 };
+        var result = Trainer.Train(backbone, new ColourSquares(48, 1), null, tuning, Quick(6));
+        var vqt = (MLNet.MemoryTokens.Tuning.QueryTuning.QueryTunedVit)result.Model;
+        int full = 32 * (1 + 2 * 2), kept = (int)Math.Ceiling(0.25 * full);
+        Assert.Equal(kept, vqt.KeptFeatures!.Length);
+        Assert.Equal([3, kept], vqt.HeadWeight.Shape);
+        Assert.Equal(12, result.History.Count);   // 6 epochs of VQT, then 6 of the retrained head
+        var test = PreparedImages.From(new ColourSquares(30, 2), Trainer.TrainingPreprocess(backbone));
+        Assert.True(Trainer.Evaluate(vqt, test).Accuracy >= 0.9);
+        var again = new Adapter(result.Adapter.Config, result.Adapter.Tensors).CreateModel(backbone);
+        Assert.Equal(Trainer.PredictLogits(vqt, test).Data, Trainer.PredictLogits(again, test).Data);
+    }
+
+    [Fact]
     public void TheSameSeedRepeatsARunBitForBitAndAnotherSeedDoesNot()
     {
         var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };

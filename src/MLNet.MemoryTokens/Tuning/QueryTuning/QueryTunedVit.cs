@@ -21,10 +21,15 @@ public sealed class QueryTunedVit : ITunedModel
     public int NumClasses { get; }
     /// <summary>[L, T, D]</summary>
     public Tensor Queries { get; }
-    /// <summary>[C, D·(1 + L·T)] and [C]</summary>
-    public Tensor HeadWeight { get; }
+    /// <summary>[C, K] and [C]: K = D·(1 + L·T), or the kept features after <see cref="Compress"/>.</summary>
+    public Tensor HeadWeight { get; private set; }
     public Tensor HeadBias { get; }
+    /// <summary>The full aggregated feature size D·(1 + L·T).</summary>
     public int FeatureDim => Backbone.Config.Dim * (1 + Backbone.Config.Depth * QueryTokens);
+    /// <summary>Indices of the features the head reads after compression (ascending), or null: all of them.</summary>
+    public int[]? KeptFeatures { get; private set; }
+    /// <summary>What the head reads: <see cref="FeatureDim"/>, or the kept count.</summary>
+    public int HeadInput => KeptFeatures?.Length ?? FeatureDim;
 
     public IReadOnlyList<TrainableParameter> Parameters => _parameters;
     readonly List<TrainableParameter> _parameters = new();
@@ -121,13 +126,78 @@ public sealed class QueryTunedVit : ITunedModel
         _head ??= new QueryFeatures(d, L, t);
         var features = _head.Forward(kv.ClassToken, _outputs, batch);
         var logits = new Tensor([batch, NumClasses]);
-        Linear.Forward(logits.Data, features, HeadWeight.Data, HeadBias.Data, batch, f, NumClasses);
+        Linear.Forward(logits.Data, HeadInputs(features, batch), HeadWeight.Data, HeadBias.Data, batch, HeadInput, NumClasses);
         _kv = kv; _taped = keepForBackward;
         return logits;
     }
 
-    /// <summary>The aggregated VQT feature vector [B, D·(1 + L·T)] of the last forward (what the head reads).</summary>
-    public Tensor LastFeatures(int batch) => new([batch, FeatureDim], _head!.Features.AsSpan(0, batch * FeatureDim).ToArray());
+    float[] _kept = [];
+
+    /// <summary>The head's input rows [B, K]: every feature, or the kept ones gathered.</summary>
+    float[] HeadInputs(float[] features, int batch)
+    {
+        if (KeptFeatures is null) return features;
+        int f = FeatureDim, k = KeptFeatures.Length;
+        if (_kept.Length != batch * k) _kept = new float[batch * k];
+        for (int b = 0; b < batch; b++)
+            for (int j = 0; j < k; j++) _kept[b * k + j] = features[b * f + KeptFeatures[j]];
+        return _kept;
+    }
+
+    /// <summary>Group-lasso penalty λ Σ_j ‖W[:, j]‖₂ over the head's feature columns (the official code's sparsifier):
+    /// adds its gradient λ W[:, j] / ‖W[:, j]‖ to the head's and returns the penalty.</summary>
+    public double AddGroupLassoGradient(float lambda)
+    {
+        int c = NumClasses, k = HeadInput;
+        var w = HeadWeight.Data; var g = _parameters.First(p => p.Name == "head.weight").Grad.Data;
+        double penalty = 0;
+        for (int j = 0; j < k; j++)
+        {
+            double sq = 0;
+            for (int i = 0; i < c; i++) sq += (double)w[i * k + j] * w[i * k + j];
+            double norm = Math.Sqrt(sq);
+            penalty += norm;
+            if (norm < 1e-12) continue;
+            float scale = (float)(lambda / norm);
+            for (int i = 0; i < c; i++) g[i * k + j] += scale * w[i * k + j];
+        }
+        return lambda * penalty;
+    }
+
+    /// <summary>Keeps the <paramref name="fraction"/> of features whose head columns have the largest norms; the head shrinks to
+    /// those columns (initialised from them, to be retrained on the kept features).</summary>
+    public int[] Compress(double fraction)
+    {
+        if (!(fraction > 0 && fraction <= 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "Keep a fraction in (0, 1].");
+        if (KeptFeatures is not null) throw new InvalidOperationException("The head is compressed already.");
+        int c = NumClasses, f = FeatureDim, keep = Math.Max(1, (int)Math.Ceiling(fraction * f));
+        var norms = new double[f];
+        for (int j = 0; j < f; j++)
+            for (int i = 0; i < c; i++) norms[j] += (double)HeadWeight.Data[i * f + j] * HeadWeight.Data[i * f + j];
+        var kept = Enumerable.Range(0, f).OrderByDescending(j => norms[j]).ThenBy(j => j).Take(keep).Order().ToArray();
+        SetKeptFeatures(kept);
+        return kept;
+    }
+
+    /// <summary>Makes the head read only these features (a compressed adapter being loaded); the head is re-shaped to [C, K].</summary>
+    public void SetKeptFeatures(int[] kept)
+    {
+        int c = NumClasses, f = FeatureDim;
+        if (kept.Length == 0 || kept.Any(j => (uint)j >= (uint)f) || kept.Zip(kept.Skip(1)).Any(p => p.First >= p.Second))
+            throw new ArgumentException($"Kept feature indices must be ascending and within [0, {f}).");
+        var old = HeadWeight;
+        var head = new Tensor([c, kept.Length]);
+        if (old.Shape[1] == f)
+            for (int i = 0; i < c; i++)
+                for (int j = 0; j < kept.Length; j++) head.Data[i * kept.Length + j] = old.Data[i * f + kept[j]];
+        HeadWeight = head;
+        KeptFeatures = kept;
+        int at = _parameters.FindIndex(p => p.Name == "head.weight");
+        _parameters[at] = new TrainableParameter("head.weight", head, new Tensor(head.Shape));
+    }
+
+    /// <summary>The VQT feature vector of the last forward, as the head reads it: [B, D·(1 + L·T)], or [B, K] after compression.</summary>
+    public Tensor LastFeatures(int batch) => new([batch, HeadInput], HeadInputs(_head!.Features, batch).AsSpan(0, batch * HeadInput).ToArray());
 
     public void Backward(Tensor dLogits)
     {
@@ -138,7 +208,16 @@ public sealed class QueryTunedVit : ITunedModel
         var g = _parameters.ToDictionary(p => p.Name, p => p.Grad.Data);
         // forward: logits = F Whᵀ + bh              → dF = dlogits Wh; dWh += dlogitsᵀ F; dbh += Σ dlogits
         var dF = new float[batch * f];
-        Linear.Backward(dF, g["head.weight"], g["head.bias"], dLogits.Data, _head!.Features, HeadWeight.Data, batch, f, NumClasses);
+        if (KeptFeatures is null)
+            Linear.Backward(dF, g["head.weight"], g["head.bias"], dLogits.Data, _head!.Features, HeadWeight.Data, batch, f, NumClasses);
+        else
+        {
+            int k = KeptFeatures.Length;
+            var dKept = new float[batch * k];
+            Linear.Backward(dKept, g["head.weight"], g["head.bias"], dLogits.Data, _kept, HeadWeight.Data, batch, k, NumClasses);
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < k; j++) dF[b * f + KeptFeatures[j]] = dKept[b * k + j];
+        }
         var groups = new[] { new AttentionGroup(0, t, [], [], ReadsExternal: true) };
         var dQueries = g["queries"];
         for (int l = L - 1; l >= 0; l--)
