@@ -15,10 +15,13 @@ public static class ModelHub
     /// <summary>Where the cached file for an id lives (whether or not it is there yet).</summary>
     public static string CachedPath(string id) => Path.Combine(CacheDirectory, "hub", Sanitize(id), "model.safetensors");
 
+    /// <summary>The hub's base address: env MMT_HUB_ENDPOINT (a mirror), else https://huggingface.co.</summary>
+    public static string Endpoint => (Environment.GetEnvironmentVariable("MMT_HUB_ENDPOINT") is { Length: > 0 } e ? e : "https://huggingface.co").TrimEnd('/');
+
     public static string DownloadUrl(string id)
     {
         var repo = id.Contains('/') ? id : "timm/" + id;
-        return $"https://huggingface.co/{repo}/resolve/main/model.safetensors";
+        return $"{Endpoint}/{repo}/resolve/main/model.safetensors";
     }
 
     /// <summary>A path as given, or the cached file for an id (downloaded first when missing).</summary>
