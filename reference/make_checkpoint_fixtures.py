@@ -16,8 +16,13 @@ import os
 import struct
 import zipfile
 
+import sys
+
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402  (the one safetensors writer the reference scripts share)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "checkpoints")
 
@@ -25,31 +30,6 @@ D, DEPTH, HEADS, PATCH, IMG, CLASSES, MLP = 8, 2, 2, 4, 8, 5, 32
 N = (IMG // PATCH) ** 2 + 1
 HD = D // HEADS
 METADATA = {"format": "pt", "fixture": "vit_tiny D=8 depth=2 heads=2 patch=4 img=8 classes=5"}
-
-ST_DTYPES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "U8": 1, "BOOL": 1}
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: name -> (dtype, shape, raw little-endian bytes). Laid out like the Hugging Face writer: larger
-    dtypes first (alignment), then by name; compact JSON with __metadata__ first; header padded with spaces to 8."""
-    order = sorted(tensors, key=lambda k: (-ST_DTYPES[tensors[k][0]], k))
-    header, offset, blobs = {}, 0, []
-    if metadata:
-        header["__metadata__"] = dict(sorted(metadata.items()))
-    for name in order:
-        dtype, shape, raw = tensors[name]
-        assert len(raw) == ST_DTYPES[dtype] * int(np.prod(shape, dtype=np.int64)), name
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        blobs.append(raw)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
 
 def f32(a):
     return ("F32", a.shape, np.ascontiguousarray(a, dtype="<f4").tobytes())
@@ -217,10 +197,10 @@ def dtype_vector():
 def main():
     os.makedirs(OUT, exist_ok=True)
     sd = tiny_vit()
-    write_safetensors(os.path.join(OUT, "vit_tiny_timm_f32.safetensors"), {k: f32(v) for k, v in sd.items()}, METADATA)
-    write_safetensors(os.path.join(OUT, "vit_tiny_timm_f16.safetensors"), {k: f16(v) for k, v in sd.items()}, METADATA)
-    write_safetensors(os.path.join(OUT, "vit_tiny_timm_bf16.safetensors"), {k: bf16(v) for k, v in sd.items()}, METADATA)
-    write_safetensors(os.path.join(OUT, "vit_tiny_hf.safetensors"), {k: f32(v) for k, v in to_hf(sd).items()})
+    safetensors_io.write_raw(os.path.join(OUT, "vit_tiny_timm_f32.safetensors"), {k: f32(v) for k, v in sd.items()}, METADATA)
+    safetensors_io.write_raw(os.path.join(OUT, "vit_tiny_timm_f16.safetensors"), {k: f16(v) for k, v in sd.items()}, METADATA)
+    safetensors_io.write_raw(os.path.join(OUT, "vit_tiny_timm_bf16.safetensors"), {k: bf16(v) for k, v in sd.items()}, METADATA)
+    safetensors_io.write_raw(os.path.join(OUT, "vit_tiny_hf.safetensors"), {k: f32(v) for k, v in to_hf(sd).items()})
 
     for name, prefix, compressed in (("vit_tiny_bigvision.npz", "", False),
                                      ("vit_tiny_bigvision_compressed.npz", "opt/target/", True)):
@@ -235,7 +215,7 @@ def main():
     ints = np.array([-3, 0, 7, 255, 16777217, 2 ** 40 + 1, -(2 ** 40) - 1], dtype=np.int64)
     small = np.array([0, 1, 127, 255], dtype=np.uint8)
     flags = np.array([True, False, True])
-    write_safetensors(os.path.join(OUT, "dtypes.safetensors"), {
+    safetensors_io.write_raw(os.path.join(OUT, "dtypes.safetensors"), {
         "x.f64": ("F64", x.shape, x.astype("<f8").tobytes()),
         "x.f32": f32(x),
         "x.f16": f16(x),

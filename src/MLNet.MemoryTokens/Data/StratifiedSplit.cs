@@ -7,17 +7,21 @@ internal static class StratifiedSplit
     /// Per class, round(n × <paramref name="validationFraction"/>) randomly chosen images go to validation, the rest to
     /// training; both index lists come back ascending (the dataset's own order).
     /// </summary>
-    public static (int[] Train, int[] Validation) Split(IImageDataset dataset, double validationFraction, int seed)
+    public static (int[] Train, int[] Validation) Split(IImageDataset dataset, double validationFraction, int seed) =>
+        Split(Enumerable.Range(0, dataset.Count).Select(dataset.LabelOf).ToArray(), dataset.ClassNames.Count, validationFraction, seed);
+
+    /// <summary>The same split from the labels alone (label i of image i, classes in [0, <paramref name="classes"/>)).</summary>
+    public static (int[] Train, int[] Validation) Split(IReadOnlyList<int> labels, int classes, double validationFraction, int seed)
     {
         if (!(validationFraction >= 0 && validationFraction <= 1))
             throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "Must be in [0, 1].");
 
-        var byClass = new List<int>[dataset.ClassNames.Count];
+        var byClass = new List<int>[classes];
         for (int c = 0; c < byClass.Length; c++) byClass[c] = [];
-        for (int i = 0; i < dataset.Count; i++) byClass[dataset.LabelOf(i)].Add(i);
+        for (int i = 0; i < labels.Count; i++) byClass[labels[i]].Add(i);
 
         var rng = new SplitMix64(seed);
-        var train = new List<int>(dataset.Count);
+        var train = new List<int>(labels.Count);
         var validation = new List<int>();
         foreach (var members in byClass)
         {

@@ -29,7 +29,7 @@ public static class Trainer
         if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
         else if (options.ValidationFraction > 0)
         {
-            var (t, v) = StratifiedSplit(all.Labels, options.ValidationFraction, options.Seed);
+            var (t, v) = StratifiedSplit.Split(all.Labels, all.ClassNames.Count, options.ValidationFraction, options.Seed);
             trainSet = all.Subset(t); valSet = all.Subset(v);
         }
         else { trainSet = all; valSet = null!; }
@@ -171,22 +171,6 @@ public static class Trainer
 
     static ClassificationMetrics Evaluate(ITunedModel model, ITrainingStep step, PreparedImages data, int batchSize, CancellationToken cancel) =>
         step is CachedFeatureStep cached ? cached.Evaluate(data, batchSize, cancel) : Evaluate(model, data, batchSize, cancel);
-
-    /// <summary>Stratified split of indices by label: each class contributes round(fraction · its count) to validation, chosen by a seeded shuffle.</summary>
-    public static (int[] Train, int[] Validation) StratifiedSplit(IReadOnlyList<int> labels, double fraction, int seed)
-    {
-        var rng = new Random(seed ^ 0x5eed);
-        var train = new List<int>(); var val = new List<int>();
-        foreach (var group in Enumerable.Range(0, labels.Count).GroupBy(i => labels[i]).OrderBy(g => g.Key))
-        {
-            var members = group.ToArray();
-            rng.Shuffle(members);
-            int nVal = (int)Math.Round(fraction * members.Length);
-            val.AddRange(members[..nVal]); train.AddRange(members[nVal..]);
-        }
-        train.Sort(); val.Sort();
-        return (train.ToArray(), val.ToArray());
-    }
 
     static int[] Permutation(int n, int seed, int epoch)
     {
