@@ -296,6 +296,21 @@ public static unsafe class Gemm
         int panelsPerSplit = (panels + nSplits - 1) / nSplits;
         long mcPad = ((long)Math.Min(MC, m) + mr - 1) / mr * mr;
         int packALength = (int)(mcPad * Math.Min(KC, k));
+        // When N is split across tasks, the tasks of one M block share its A panels: pack every block once, up front.
+        int kBlocks = (k + KC - 1) / KC;
+        float[]? sharedA = nSplits > 1 ? ArrayPool<float>.Shared.Rent(mBlocks * kBlocks * packALength) : null;
+        float* sharedBase = null;
+        var sharedHandle = sharedA is null ? default : System.Runtime.InteropServices.GCHandle.Alloc(sharedA, System.Runtime.InteropServices.GCHandleType.Pinned);
+        if (sharedA is not null)
+        {
+            sharedBase = (float*)sharedHandle.AddrOfPinnedObject();
+            float* sb = sharedBase;
+            Parallelism.For(0, mBlocks * kBlocks, job =>
+            {
+                int mb = job / kBlocks, kb = job % kBlocks, i0 = mb * MC, k0 = kb * KC;
+                PackA(transA, Math.Min(MC, m - i0), Math.Min(KC, k - k0), a, lda, i0, k0, sb + (long)job * packALength, mr);
+            });
+        }
 
         var body = (int task) =>
         {
@@ -303,16 +318,18 @@ public static unsafe class Gemm
             int i0 = mb * MC, rows = Math.Min(MC, m - i0);
             int p0 = split * panelsPerSplit, p1 = Math.Min(panels, p0 + panelsPerSplit);
             if (p0 >= p1) return;
-            float[] packA = ArrayPool<float>.Shared.Rent(packALength);
+            float[]? packA = sharedBase == null ? ArrayPool<float>.Shared.Rent(packALength) : null;
             float* edge = stackalloc float[8 * 32];
             try
             {
-                fixed (float* pa = packA)
+                fixed (float* own = packA)
                 {
                     for (int k0 = 0; k0 < k; k0 += KC)
                     {
                         int kc = Math.Min(KC, k - k0);
-                        PackA(transA, rows, kc, a, lda, i0, k0, pa, mr);
+                        float* pa = own;
+                        if (sharedBase != null) pa = sharedBase + (long)(mb * kBlocks + k0 / KC) * packALength;
+                        else PackA(transA, rows, kc, a, lda, i0, k0, pa, mr);
                         bool first = k0 == 0;
                         float* bBlock = packedB + (long)k0 * npad;
                         for (int p = p0; p < p1; p++)
@@ -344,10 +361,17 @@ public static unsafe class Gemm
                     }
                 }
             }
-            finally { ArrayPool<float>.Shared.Return(packA); }
+            finally { if (packA != null) ArrayPool<float>.Shared.Return(packA); }
         };
-        if (threads > 1 && tasks > 1) Parallelism.For(0, tasks, body);
-        else for (int t = 0; t < tasks; t++) body(t);
+        try
+        {
+            if (threads > 1 && tasks > 1) Parallelism.For(0, tasks, body);
+            else for (int t = 0; t < tasks; t++) body(t);
+        }
+        finally
+        {
+            if (sharedA is not null) { sharedHandle.Free(); ArrayPool<float>.Shared.Return(sharedA); }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
