@@ -24,7 +24,8 @@ public sealed class Backbone
     public PreprocessConfig Preprocess { get; }
     /// <summary>The path or model id it was loaded from.</summary>
     public string Source { get; }
-    /// <summary>SHA-256 over the checkpoint's tensor names, shapes and values as loaded (before resampling), hex.</summary>
+    /// <summary>SHA-256 over the checkpoint's trunk tensors (names, shapes, values as loaded, before resampling; the classification
+    /// head excluded, so a head-dropped load and a full load of the same checkpoint match), hex.</summary>
     public string Fingerprint { get; }
 
     public Backbone(VisionTransformer model, PreprocessConfig preprocess, string source, string fingerprint)
@@ -58,11 +59,11 @@ public sealed class Backbone
         return new Backbone(model, pretrained.Preprocess with { InputSize = size }, pathOrId, fingerprint);
     }
 
-    /// <summary>Hash of a state dict, independent of key order.</summary>
+    /// <summary>Hash of a state dict's trunk (every tensor but head.*), independent of key order.</summary>
     public static string ComputeFingerprint(IReadOnlyDictionary<string, Tensor> stateDict)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var key in stateDict.Keys.Order(StringComparer.Ordinal))
+        foreach (var key in stateDict.Keys.Where(k => !k.StartsWith("head.", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
         {
             var t = stateDict[key];
             sha.AppendData(System.Text.Encoding.UTF8.GetBytes(key + Tensor.FormatShape(t.Shape)));

@@ -70,6 +70,9 @@ public sealed class VisionTransformer
         return new VisionTransformer(config, sd);
     }
 
+    /// <summary>A deep copy (every weight copied): what full fine-tuning trains, so the caller's backbone stays as loaded.</summary>
+    public VisionTransformer Clone() => new(Config, _parameters.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()));
+
     internal static double Gaussian(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();

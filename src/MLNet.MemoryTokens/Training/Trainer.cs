@@ -25,14 +25,16 @@ public static class Trainer
         var preprocess = TrainingPreprocess(backbone);
         Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
         var all = PreparedImages.From(train, preprocess, cancel);
-        PreparedImages trainSet, valSet;
+        PreparedImages trainSet;
+        PreparedImages? valSet = null;
         if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
         else if (options.ValidationFraction > 0)
         {
             var (t, v) = StratifiedSplit.Split(all.Labels, all.ClassNames.Count, options.ValidationFraction, options.Seed);
-            trainSet = all.Subset(t); valSet = all.Subset(v);
+            // too few images per class for a hold-out: train on everything rather than validate on nothing
+            (trainSet, valSet) = v.Length == 0 ? (all, null) : (all.Subset(t), all.Subset(v));
         }
-        else { trainSet = all; valSet = null!; }
+        else trainSet = all;
         return Train(backbone, trainSet, valSet, tuning, options);
     }
 
@@ -46,6 +48,7 @@ public static class Trainer
         options.Validate();
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;
+        if (valSet is { Count: 0 }) valSet = null;
         var model = tuning.CreateModel(backbone.Model, classes, options.Seed);
         using var step = tuning.Method switch
         {
@@ -172,10 +175,11 @@ public static class Trainer
     static ClassificationMetrics Evaluate(ITunedModel model, ITrainingStep step, PreparedImages data, int batchSize, CancellationToken cancel) =>
         step is CachedFeatureStep cached ? cached.Evaluate(data, batchSize, cancel) : Evaluate(model, data, batchSize, cancel);
 
+    /// <summary>The epoch's shuffle: seeded by (seed, epoch) through a fixed mix (HashCode is randomised per process), so runs repeat across processes.</summary>
     static int[] Permutation(int n, int seed, int epoch)
     {
         var order = Enumerable.Range(0, n).ToArray();
-        new Random(HashCode.Combine(seed, epoch, 0x7a11)).Shuffle(order);
+        new Random(Seeds.Mix(seed, epoch, 0x7a11)).Shuffle(order);
         return order;
     }
 

@@ -137,7 +137,7 @@ public sealed class Adapter
             if (!t.ShapeEquals(p.Value.Shape)) throw new InvalidDataException($"Adapter '{where}': tensor '{p.Name}' has shape {t.ShapeString}, the model needs {p.Value.ShapeString}.");
             t.Data.CopyTo(p.Value.Data, 0);
         }
-        if (Config.Method == TuningMethod.Full) backbone.Model.InvalidatePackedWeights();
+        if (model is AdaptedVit { FullFineTune: true } full) full.Backbone.InvalidatePackedWeights();   // its own copy of the weights, now the trained ones
         return model;
     }
 }

@@ -61,7 +61,7 @@ public sealed record TuningOptions
         TuningMethod.HeadOnly => new AdaptedVit(backbone, classes, 0, false, false, false, seed),
         TuningMethod.HeadAndClassToken => new AdaptedVit(backbone, classes, 0, false, true, false, seed),
         TuningMethod.Memory => new AdaptedVit(backbone, classes, MemoryTokens, Masked, TrainClassToken, false, seed),
-        TuningMethod.Full => new AdaptedVit(backbone, classes, 0, false, false, true, seed),
+        TuningMethod.Full => new AdaptedVit(backbone.Clone(), classes, 0, false, false, true, seed),   // trains a copy: the given backbone stays as loaded
         TuningMethod.VqtMemory => new AdaptedVit(backbone, classes, MemoryTokens, false, TrainClassToken, false, seed, QueryTokens),
         _ => throw new ArgumentOutOfRangeException(nameof(Method)),
     };

@@ -97,6 +97,43 @@ public class TrainerTests
     }
 
     [Fact]
+    public void TwoProcessesWithTheSameSeedWriteByteIdenticalAdapters()
+    {
+        var root = Directory.CreateTempSubdirectory("mmt-seed-").FullName;
+        try
+        {
+            var ckpt = Path.Combine(root, "tiny.safetensors");
+            SafeTensorsFile.Write(ckpt, TinyBackbone().Model.Parameters);
+            var data = WriteColourFolder(Path.Combine(root, "data"), new ColourSquares(24, 4));
+            byte[] Run(string name)
+            {
+                var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mmt.dll"), "train", "--model", ckpt, "--data", data, "--method", "vqt",
+                    "--queries", "1", "--epochs", "2", "--batch", "8", "--seed", "7", "--out", Path.Combine(root, name), "--json" }) psi.ArgumentList.Add(a);
+                using var p = System.Diagnostics.Process.Start(psi)!;
+                string err = p.StandardError.ReadToEnd(); p.StandardOutput.ReadToEnd(); p.WaitForExit();
+                Assert.True(p.ExitCode == 0, err);
+                return File.ReadAllBytes(Path.Combine(root, name, Adapter.WeightsFile));
+            }
+            Assert.Equal(Run("a"), Run("b"));   // shuffles, validation split and query dropout all seeded the same way in both processes
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    static string WriteColourFolder(string data, ColourSquares ds)
+    {
+        for (int i = 0; i < ds.Count; i++)
+        {
+            var dir = Path.Combine(data, ds.ClassNames[ds.LabelOf(i)]);
+            Directory.CreateDirectory(dir);
+            using var f = File.Create(Path.Combine(dir, $"{i:D3}.ppm"));
+            f.Write(System.Text.Encoding.ASCII.GetBytes("P6\n16 16\n255\n"));
+            f.Write(ds.Load(i).Pixels);
+        }
+        return data;
+    }
+
+    [Fact]
     public void ResumingFromACheckpointReproducesTheUninterruptedRun()
     {
         var dir = Path.Combine(Path.GetTempPath(), "mmt-ckpt-" + Guid.NewGuid().ToString("N"));
@@ -173,17 +210,7 @@ public class TrainerTests
             Directory.CreateDirectory(root);
             var ckpt = Path.Combine(root, "tiny.safetensors");
             SafeTensorsFile.Write(ckpt, TinyBackbone().Model.Parameters);
-            var data = Path.Combine(root, "data");
-            var ds = new ColourSquares(30, 4);
-            for (int i = 0; i < ds.Count; i++)
-            {
-                var dir = Path.Combine(data, ds.ClassNames[ds.LabelOf(i)]);
-                Directory.CreateDirectory(dir);
-                var img = ds.Load(i);
-                using var f = File.Create(Path.Combine(dir, $"{i:D3}.ppm"));
-                f.Write(System.Text.Encoding.ASCII.GetBytes("P6\n16 16\n255\n"));
-                f.Write(img.Pixels);
-            }
+            var data = WriteColourFolder(Path.Combine(root, "data"), new ColourSquares(30, 4));
             var adapter = Path.Combine(root, "adapter");
             Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--method", "memory", "--tokens", "2", "--epochs", "6", "--lr", "3e-3",
                 "--batch", "8", "--validation-fraction", "0", "--out", adapter, "--json"], out var trainOut));
