@@ -57,6 +57,7 @@ public static unsafe class Attention
     /// <param name="output">[B, Nq, D]</param>
     /// <param name="probs">[B, H, Nq, Nk] kept for backward, or empty at inference.</param>
     /// <param name="qkv">[B, S, 3D]</param>
+    /// <param name="layout">Which rows are queries and which are keys/values.</param>
     public static void Forward(Span<float> output, Span<float> probs, ReadOnlySpan<float> qkv, Layout layout)
     {
         layout.Validate(qkv.Length);
@@ -77,6 +78,7 @@ public static unsafe class Attention
     /// <param name="dOutput">[B, Nq, D]</param>
     /// <param name="probs">[B, H, Nq, Nk] saved by Forward.</param>
     /// <param name="qkv">[B, S, 3D] the forward input.</param>
+    /// <param name="layout">As in Forward.</param>
     public static void Backward(Span<float> dQkv, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> probs, ReadOnlySpan<float> qkv, Layout layout)
     {
         layout.Validate(qkv.Length);

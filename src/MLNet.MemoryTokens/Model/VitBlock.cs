@@ -120,7 +120,7 @@ internal sealed class VitBlock
         return segs;
     }
 
-    /// <summary>Backward of <see cref="Forward(float[], int, int, IReadOnlyList{ReadOnlyMemory{float}}, IReadOnlyList{AttentionGroup}, BlockTape)"/>:
+    /// <summary>Backward of the general <c>Forward</c>:
     /// dx [B, S, D] is the gradient of the block output on entry and of its input on exit; memory gradients [m, D] accumulate;
     /// with <paramref name="weightGrads"/> (full fine-tuning) every weight's gradient accumulates too.</summary>
     public unsafe void Backward(float[] dx, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups,

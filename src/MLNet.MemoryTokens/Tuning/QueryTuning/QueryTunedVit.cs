@@ -223,7 +223,7 @@ public sealed class QueryTunedVit : ITunedModel
         for (int l = L - 1; l >= 0; l--)
         {
             // forward: F_l = out_l / ‖out_l‖            → dout_l = (dF_l − F_l (F_l·dF_l)) / ‖out_l‖
-            _head.BackwardLayer(dF, l, _x);
+            _head!.BackwardLayer(dF, l, _x);
             // through block l's query path (keys/values frozen) → gradient of its input, the (dropped-out) queries
             Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, new ExternalKeyValues(kv.PerLayer[l], kv.Tokens));
             var dq = dQueries.AsSpan(l * t * d, t * d);
