@@ -281,10 +281,12 @@ internal static class BenchCommand
 /// <summary>Timing and memory figures measured the same way on our side as reference/bench_torch.py does on PyTorch's.</summary>
 internal static class Timing
 {
-    /// <summary>Median seconds of repeated calls after one warm-up, running for at least <paramref name="minSeconds"/> and 3 calls.</summary>
+    /// <summary>Median seconds of repeated calls, running for at least <paramref name="minSeconds"/> and 3 calls, after a warm-up of
+    /// at least 2 calls and 2 seconds (the JIT's tiered compilation settles on optimised code during the first calls).</summary>
     public static double Median(Action action, double minSeconds)
     {
-        action();
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || warm.Elapsed.TotalSeconds < 2; i++) action();
         var times = new List<double>();
         var total = Stopwatch.StartNew();
         do

@@ -108,8 +108,7 @@ public static unsafe class Attention
             int b = task / heads, h = task % heads;
             float* qp = q + b * qBatchStride + h * hd;
             float* o = output + b * outBatchStride + h * hd;
-            float[]? rented = probs == null ? ArrayPool<float>.Shared.Rent(nq * nk) : null;
-            try
+            float[]? rented = probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, nq * nk) : null;
             {
                 fixed (float* scratch = rented)
                 {
@@ -137,7 +136,6 @@ public static unsafe class Attention
                     }
                 }
             }
-            finally { if (rented != null) ArrayPool<float>.Shared.Return(rented); }
         });
     }
 
@@ -156,8 +154,7 @@ public static unsafe class Attention
             float* dqp = dq + b * dqBatchStride + h * hd;
             float* dO = dOutput + b * dOutBatchStride + h * hd;
             float* p = probs + (long)task * nq * nk;
-            float[] rented = ArrayPool<float>.Shared.Rent(nq * nk);
-            try
+            float[] rented = Scratch.Get(Scratch.Slot.AttentionScores, nq * nk);
             {
                 fixed (float* dS = rented)
                 {
@@ -194,7 +191,6 @@ public static unsafe class Attention
                     }
                 }
             }
-            finally { ArrayPool<float>.Shared.Return(rented); }
         });
     }
 

@@ -79,16 +79,11 @@ public static unsafe class Gemm
         var tile = TileOf(kind);
         int panels = (n + tile.NR - 1) / tile.NR;
         int packedBLength = panels * tile.NR * k;
-        float[] packedB = ArrayPool<float>.Shared.Rent(packedBLength);
-        try
+        fixed (float* pb = Scratch.Get(Scratch.Slot.GemmPackedB, packedBLength))
         {
-            fixed (float* pb = packedB)
-            {
-                PackB(transB, n, k, b, ldb, pb, tile.NR, parallel);
-                MultiplyPacked(transA, m, n, k, a, lda, pb, c, ldc, beta, parallel, kind, tile, bias);
-            }
+            PackB(transB, n, k, b, ldb, pb, tile.NR, parallel);
+            MultiplyPacked(transA, m, n, k, a, lda, pb, c, ldc, beta, parallel, kind, tile, bias);
         }
-        finally { ArrayPool<float>.Shared.Return(packedB); }
     }
 
     /// <summary>A matrix packed once into B panels for reuse across many products (frozen weights).</summary>
@@ -318,9 +313,8 @@ public static unsafe class Gemm
             int i0 = mb * MC, rows = Math.Min(MC, m - i0);
             int p0 = split * panelsPerSplit, p1 = Math.Min(panels, p0 + panelsPerSplit);
             if (p0 >= p1) return;
-            float[]? packA = sharedBase == null ? ArrayPool<float>.Shared.Rent(packALength) : null;
+            float[]? packA = sharedBase == null ? Scratch.Get(Scratch.Slot.GemmPackedA, packALength) : null;
             float* edge = stackalloc float[8 * 32];
-            try
             {
                 fixed (float* own = packA)
                 {
@@ -361,7 +355,6 @@ public static unsafe class Gemm
                     }
                 }
             }
-            finally { if (packA != null) ArrayPool<float>.Shared.Return(packA); }
         };
         try
         {

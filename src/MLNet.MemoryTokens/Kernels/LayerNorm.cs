@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace MLNet.MemoryTokens.Kernels;
 
@@ -31,17 +32,36 @@ public static unsafe class LayerNorm
             var b = new ReadOnlySpan<float>(bias, channels);
             for (int r = start; r < end; r++)
             {
-                var x = new ReadOnlySpan<float>(input + (long)r * channels, channels);
-                var o = new Span<float>(output + (long)r * channels, channels);
-                float m = TensorPrimitives.Sum(x) / channels;
-                TensorPrimitives.Subtract(x, m, o);                  // o = x - mean (two-pass variance: no cancellation)
-                float v = TensorPrimitives.SumOfSquares(o) / channels;
-                float s = 1f / MathF.Sqrt(v + eps);
-                TensorPrimitives.Multiply(o, s, o);                  // o = xhat
-                TensorPrimitives.FusedMultiplyAdd(o, w, b, o);      // o = xhat * w + b
-                if (mean != null) { mean[r] = m; rstd[r] = s; }
+                float* x = input + (long)r * channels, o = output + (long)r * channels;
+                if (Vector512.IsHardwareAccelerated && channels % 16 == 0) { RowForward512(o, x, weight, bias, channels, eps, out float m, out float s); if (mean != null) { mean[r] = m; rstd[r] = s; } continue; }
+                var xs = new ReadOnlySpan<float>(x, channels);
+                var os = new Span<float>(o, channels);
+                float mu = TensorPrimitives.Sum(xs) / channels;
+                TensorPrimitives.Subtract(xs, mu, os);                // o = x - mean (two-pass variance: no cancellation)
+                float v = TensorPrimitives.SumOfSquares(os) / channels;
+                float sd = 1f / MathF.Sqrt(v + eps);
+                TensorPrimitives.Multiply(os, sd, os);                // o = xhat
+                TensorPrimitives.FusedMultiplyAdd(os, w, b, os);     // o = xhat * w + b
+                if (mean != null) { mean[r] = mu; rstd[r] = sd; }
             }
         });
+    }
+
+    /// <summary>One row in three passes over L1-resident data (sum; centred sum of squares; normalise, scale, shift): the same
+    /// arithmetic as the span path, without five library calls per 192-float row.</summary>
+    static void RowForward512(float* o, float* x, float* w, float* b, int c, float eps, out float mean, out float rstd)
+    {
+        var acc = Vector512<float>.Zero;
+        for (int i = 0; i < c; i += 16) acc += Vector512.Load(x + i);
+        float mu = Vector512.Sum(acc) / c;
+        var vm = Vector512.Create(mu);
+        var sq = Vector512<float>.Zero;
+        for (int i = 0; i < c; i += 16) { var d = Vector512.Load(x + i) - vm; sq = Vector512.FusedMultiplyAdd(d, d, sq); }
+        float s = 1f / MathF.Sqrt(Vector512.Sum(sq) / c + eps);
+        var vs = Vector512.Create(s);
+        for (int i = 0; i < c; i += 16)
+            Vector512.FusedMultiplyAdd((Vector512.Load(x + i) - vm) * vs, Vector512.Load(w + i), Vector512.Load(b + i)).Store(o + i);
+        mean = mu; rstd = s;
     }
 
     /// <summary>Backward of <see cref="Forward"/>: dinp += ..., dweight += ..., dbias += ... (each optional: empty span skips it).</summary>
@@ -93,11 +113,30 @@ public static unsafe class LayerNorm
                     }
                 }
                 if (dInput == null) continue;
-                // dxhat = dy * w;  dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) * rstd
+                // dxhat = dy * w;  dx += (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) * rstd
+                float* dx = dInput + (long)r * channels;
+                if (Vector512.IsHardwareAccelerated && channels % 16 == 0)
+                {
+                    float* px = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref xhat.GetPinnableReference());
+                    float* pdy = dOutput + (long)r * channels;
+                    var s1 = Vector512<float>.Zero; var s2 = Vector512<float>.Zero;
+                    for (int c = 0; c < channels; c += 16)
+                    {
+                        var g = Vector512.Load(pdy + c) * Vector512.Load(weight + c);
+                        s1 += g; s2 = Vector512.FusedMultiplyAdd(g, Vector512.Load(px + c), s2);
+                    }
+                    var m1 = Vector512.Create(Vector512.Sum(s1) / channels); var m2 = Vector512.Create(Vector512.Sum(s2) / channels); var vs = Vector512.Create(s);
+                    for (int c = 0; c < channels; c += 16)
+                    {
+                        var g = Vector512.Load(pdy + c) * Vector512.Load(weight + c);
+                        var d = (g - m1 - Vector512.Load(px + c) * m2) * vs;
+                        (Vector512.Load(dx + c) + d).Store(dx + c);
+                    }
+                    continue;
+                }
                 TensorPrimitives.Multiply(dy, w, wdy);
                 float meanDxhat = TensorPrimitives.Sum(wdy) / channels;
                 float meanDxhatXhat = TensorPrimitives.Dot(wdy, xhat) / channels;
-                var dx = new Span<float>(dInput + (long)r * channels, channels);
                 for (int c = 0; c < channels; c++)
                     dx[c] += (wdy[c] - meanDxhat - xhat[c] * meanDxhatXhat) * s;
             }

@@ -4,12 +4,18 @@ namespace MLNet.MemoryTokens.Kernels;
 public static class Parallelism
 {
     static int _threads = ParseThreads();
+    static ParallelOptions _options = new() { MaxDegreeOfParallelism = _threads };
 
     /// <summary>Worker threads for kernels (default: processor count; env MMT_THREADS overrides).</summary>
     public static int Threads
     {
         get => _threads;
-        set => _threads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "Threads must be at least 1.");
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "Threads must be at least 1.");
+            _threads = value;
+            _options = new ParallelOptions { MaxDegreeOfParallelism = value };
+        }
     }
 
     static int ParseThreads() =>
@@ -21,7 +27,7 @@ public static class Parallelism
         int count = to - from;
         if (count <= 0) return;
         if (count == 1 || _threads == 1) { for (int i = from; i < to; i++) body(i); return; }
-        Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = _threads }, body);
+        Parallel.For(from, to, _options, body);
     }
 
     /// <summary>Splits [0, count) into contiguous chunks, one call per chunk, so per-item overhead stays off small items.</summary>

@@ -48,7 +48,12 @@ public sealed class AdaptedVit : ITunedModel
     readonly Dictionary<string, BlockGrads> _blockGrads = new();
 
     VitConfig C => Backbone.Config;
-    int StreamRows => C.NumTokens + (Masked ? 1 : 0) + QueryTokens;
+    // Plain memory rides in the stream as the paper writes it: m rows after the original tokens, overwritten with the layer's
+    // memory before each block and dropped after it, so the original rows read one contiguous run of keys (N + m).
+    // The masked variant keeps memory as a separate key/value set, computed once per step, as the multi-task pass does.
+    int MemoryRows => Masked ? 0 : MemoryTokens;
+    int QueryRow0 => C.NumTokens + MemoryRows;
+    int StreamRows => C.NumTokens + (Masked ? 1 : 0) + MemoryRows + QueryTokens;
     int PooledRow => Masked ? C.NumTokens : 0;
     int HeadInput => QueryTokens > 0 ? C.Dim * (1 + C.Depth * QueryTokens) : C.Dim;
     readonly QueryFeatures? _queryFeatures;
@@ -117,15 +122,20 @@ public sealed class AdaptedVit : ITunedModel
     {
         int n = C.NumTokens;
         int[] mem = MemoryTokens > 0 ? [0] : [];
-        if (QueryTokens > 0) return [new AttentionGroup(0, n, [(0, n)], mem), new AttentionGroup(n, QueryTokens, [(0, n)], [])];
+        if (!Masked)
+        {
+            var original = new AttentionGroup(0, n, [(0, n + MemoryRows)], []);
+            return QueryTokens > 0 ? [original, new AttentionGroup(QueryRow0, QueryTokens, [(0, n)], [])] : [original];
+        }
         return Masked
             // same segments as MultiTaskVit's concatenation mode, so a task alone and in a multi-task pass give the same bits
             ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n), (n, 1)], mem)]
             : [new AttentionGroup(0, n, [(0, n)], mem)];
     }
 
+    /// <summary>The memory set block <paramref name="layer"/> reads as separate keys/values: the masked variant's only.</summary>
     ReadOnlyMemory<float>[] LayerMemory(int layer) =>
-        Memory is null ? [] : [Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
+        Memory is null || !Masked ? [] : [Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
 
     /// <summary>Logits [B, C] for normalised images [B, 3, H, W]. With <paramref name="keepForBackward"/> the activations are
     /// kept so that <see cref="Backward"/> can run next.</summary>
@@ -163,13 +173,14 @@ public sealed class AdaptedVit : ITunedModel
             if (Masked) TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(n * d, d));
         }
         var groups = Groups();
-        int qt = QueryTokens, qd = qt * d;
+        int qt = QueryTokens, qd = qt * d, q0 = QueryRow0, md = MemoryRows * d;
         for (int l = 0; l < c.Depth; l++)
         {
-            // query rows: layer l's own queries in, their block outputs out (rows [N, N+T) are never carried to the next layer)
-            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(Queries!.Data, l * qd, t.X, ((long)b * s + n) * d, qd);
+            // per-layer rows: layer l's memory and queries in (rows after the originals are never carried to the next layer)
+            for (int b = 0; b < batch && md > 0; b++) Array.Copy(Memory!.Data, l * md, t.X, ((long)b * s + n) * d, md);
+            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(Queries!.Data, l * qd, t.X, ((long)b * s + q0) * d, qd);
             Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward, weightGradients: FullFineTune && keepForBackward);
-            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(t.X, ((long)b * s + n) * d, t.QueryOutputs[l], b * qd, qd);
+            for (int b = 0; b < batch && qt > 0; b++) Array.Copy(t.X, ((long)b * s + q0) * d, t.QueryOutputs[l], b * qd, qd);
         }
         // final norm on the pooled row only, then the head                     [B, D] (or VQT features [B, F]) → [B, C]
         for (int b = 0; b < batch; b++) Array.Copy(t.X, ((long)b * s + PooledRow) * d, t.Pooled, b * d, d);
@@ -209,21 +220,29 @@ public sealed class AdaptedVit : ITunedModel
         var dMemory = Memory is null ? null : grad["memory"];
         var dOut = qt > 0 ? new float[batch * qd] : [];
         var dQueries = qt > 0 ? grad["queries"] : null;
+        int q0 = QueryRow0, md = MemoryRows * d;
         for (int l = c.Depth - 1; l >= 0; l--)
         {
-            Memory<float>[] dMem = dMemory is null ? [] : [dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
-            // query rows: their gradient at this block's output comes from the head only (the next block saw fresh queries)
+            Memory<float>[] dMem = dMemory is null || !Masked ? [] : [dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
+            // per-layer rows: memory outputs are dropped (no gradient); query outputs get theirs from the head only
+            for (int b = 0; b < batch && md > 0; b++) Array.Clear(dx, (b * s + n) * d, md);
             if (qt > 0)
             {
                 _queryFeatures!.BackwardLayer(dHead, l, dOut);
-                for (int b = 0; b < batch; b++) Array.Copy(dOut, b * qd, dx, ((long)b * s + n) * d, qd);
+                for (int b = 0; b < batch; b++) Array.Copy(dOut, b * qd, dx, ((long)b * s + q0) * d, qd);
             }
             var block = Backbone.Blocks[l];
             block.Backward(dx, batch, s, LayerMemory(l), groups, t.Blocks[l], dMem, FullFineTune ? _blockGrads[$"blocks.{l}."] : null);
+            // the gradient of layer l's memory and queries is what reached their input rows, summed over the batch
+            for (int b = 0; b < batch && md > 0; b++)
+            {
+                var dm = dMemory.AsSpan(l * md, md);
+                TensorPrimitives.Add(dm, dx.AsSpan((b * s + n) * d, md), dm);
+            }
             for (int b = 0; b < batch && qt > 0; b++)
             {
                 var dq = dQueries.AsSpan(l * qd, qd);
-                TensorPrimitives.Add(dq, dx.AsSpan((b * s + n) * d, qd), dq);
+                TensorPrimitives.Add(dq, dx.AsSpan((b * s + q0) * d, qd), dq);
             }
         }
         if (FullFineTune) FlushBlockGrads(grad);
