@@ -44,6 +44,19 @@ public static unsafe class Gelu
         return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(z, Vector512<float>.Zero), r, Vector512.Create(2f) - r);
     }
 
+    /// <summary>gelu(x) for 16 lanes: the vector path every GELU in the engine goes through (also GEMM epilogues).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Forward(Vector512<float> x) => Vector512.Create(0.5f) * x * Erfc(x * Vector512.Create(-InvSqrt2));
+
+    /// <summary>gelu'(x) = Φ(x) + x·φ(x) for 16 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Derivative(Vector512<float> x)
+    {
+        var cdf = Vector512.Create(0.5f) * Erfc(x * Vector512.Create(-InvSqrt2));
+        var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+        return Vector512.FusedMultiplyAdd(x, pdf, cdf);
+    }
+
     /// <summary>out = gelu(inp), element-wise; out may alias inp.</summary>
     public static void Forward(Span<float> output, ReadOnlySpan<float> input)
     {
@@ -64,8 +77,7 @@ public static unsafe class Gelu
         if (Vector512.IsHardwareAccelerated)
             for (; i <= n - 16; i += 16)
             {
-                var x = Vector512.Load(input + i);
-                (Vector512.Create(0.5f) * x * Erfc(x * Vector512.Create(-InvSqrt2))).Store(output + i);
+                Forward(Vector512.Load(input + i)).Store(output + i);
             }
         for (; i < n; i++)
         {
@@ -93,10 +105,7 @@ public static unsafe class Gelu
         if (Vector512.IsHardwareAccelerated)
             for (; i <= n - 16; i += 16)
             {
-                var x = Vector512.Load(input + i);
-                var cdf = Vector512.Create(0.5f) * Erfc(x * Vector512.Create(-InvSqrt2));
-                var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
-                var grad = Vector512.FusedMultiplyAdd(x, pdf, cdf);
+                var grad = Derivative(Vector512.Load(input + i));
                 var dy = Vector512.Load(dOutput + i);
                 (accumulate ? Vector512.FusedMultiplyAdd(grad, dy, Vector512.Load(dInput + i)) : grad * dy).Store(dInput + i);
             }

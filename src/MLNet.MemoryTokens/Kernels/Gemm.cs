@@ -5,6 +5,16 @@ using System.Runtime.Intrinsics.X86;
 
 namespace MLNet.MemoryTokens.Kernels;
 
+/// <summary>What a GEMM does to each finished tile while it is still in L1 (saves a pass over the output).</summary>
+internal enum Epilogue
+{
+    None,
+    /// <summary>C = gelu(acc + bias); the pre-activation acc + bias also goes to aux when given (backward needs it).</summary>
+    Gelu,
+    /// <summary>C = acc ⊙ gelu'(aux): the GELU backward applied to the product dout·W.</summary>
+    GeluGrad,
+}
+
 /// <summary>Which micro-kernel a GEMM runs: the widest the CPU accelerates by default, narrower ones for tests and fallbacks.</summary>
 public enum GemmKernel { Auto, Scalar, Vector256, Vector512 }
 
@@ -118,13 +128,19 @@ public static unsafe class Gemm
             Multiply(transA, m, pa, lda, b, pc, ldc, beta, parallel);
     }
 
-    internal static void Multiply(bool transA, int m, float* a, int lda, PackedB b, float* c, int ldc, float beta, bool parallel, float* bias = null)
+    internal static void Multiply(bool transA, int m, float* a, int lda, PackedB b, float* c, int ldc, float beta, bool parallel, float* bias = null,
+        Epilogue epilogue = Epilogue.None, float* aux = null)
     {
         if (m == 0 || b.N == 0) return;
         if (b.K == 0) throw new ArgumentException("Packed B has K = 0.");
+        if (epilogue != Epilogue.None && (b.K > KC || beta != 0f || b.Kernel != GemmKernel.Vector512 || (epilogue == Epilogue.GeluGrad && aux == null)))
+            throw new ArgumentException("GEMM epilogues run on the Vector512 kernel, in one K block, with beta = 0 (and GeluGrad needs its aux input).");
         fixed (float* pb = b.Data)
-            MultiplyPacked(transA, m, b.N, b.K, a, lda, pb, c, ldc, beta, parallel, b.Kernel, TileOf(b.Kernel), bias);
+            MultiplyPacked(transA, m, b.N, b.K, a, lda, pb, c, ldc, beta, parallel, b.Kernel, TileOf(b.Kernel), bias, epilogue, aux);
     }
+
+    /// <summary>True when <see cref="Epilogue"/>s can run for a packed B (else the caller applies the activation in its own pass).</summary>
+    internal static bool SupportsEpilogue(PackedB b) => b.Kernel == GemmKernel.Vector512 && b.K <= KC;
 
     static void Validate(bool transA, bool transB, int m, int n, int k, long aLen, int lda, long bLen, int ldb, long cLen, int ldc)
     {
@@ -275,7 +291,7 @@ public static unsafe class Gemm
     }
 
     static void MultiplyPacked(bool transA, int m, int n, int k, float* a, int lda, float* packedB,
-        float* c, int ldc, float beta, bool parallel, GemmKernel kind, Shape tile, float* bias = null)
+        float* c, int ldc, float beta, bool parallel, GemmKernel kind, Shape tile, float* bias = null, Epilogue epilogue = Epilogue.None, float* aux = null)
     {
         int mr = tile.MR, nr = tile.NR;
         int panels = (n + nr - 1) / nr;
@@ -315,6 +331,7 @@ public static unsafe class Gemm
             if (p0 >= p1) return;
             float[]? packA = sharedBase == null ? Scratch.Get(Scratch.Slot.GemmPackedA, packALength) : null;
             float* edge = stackalloc float[8 * 32];
+            float* edgeAux = stackalloc float[8 * 32];
             {
                 fixed (float* own = packA)
                 {
@@ -337,11 +354,35 @@ public static unsafe class Gemm
                                 float* cp = c + (long)(i0 + r0) * ldc + j0;
                                 float blockBeta = first ? beta : 1f;
                                 float* blockBias = first && bias != null ? bias + j0 : null;
+                                float* auxp = aux == null ? null : aux + (long)(i0 + r0) * ldc + j0;
                                 if (valid == mr && cols == nr)
+                                {
                                     RunKernel(kind, kc, ap, bp, cp, ldc, blockBeta, blockBias);
+                                    if (epilogue != Epilogue.None) ApplyEpilogue(epilogue, cp, ldc, auxp, ldc);
+                                }
                                 else
                                 {
                                     RunKernel(kind, kc, ap, bp, edge, nr, 0f, null);
+                                    if (epilogue != Epilogue.None)
+                                    {
+                                        // same vector arithmetic as a full tile, on the padded scratch tile: a row's bits never
+                                        // depend on where the tiling put it
+                                        for (int r = 0; r < mr; r++)
+                                            for (int j = 0; j < nr; j++)
+                                            {
+                                                bool inside = r < valid && j < cols;
+                                                edge[r * nr + j] += inside && blockBias != null ? blockBias[j] : 0f;
+                                                edgeAux[r * nr + j] = inside && epilogue == Epilogue.GeluGrad ? auxp[(long)r * ldc + j] : 0f;
+                                            }
+                                        ApplyEpilogue(epilogue, edge, nr, edgeAux, nr);
+                                        for (int r = 0; r < valid; r++)
+                                            for (int j = 0; j < cols; j++)
+                                            {
+                                                cp[(long)r * ldc + j] = edge[r * nr + j];
+                                                if (epilogue == Epilogue.Gelu && auxp != null) auxp[(long)r * ldc + j] = edgeAux[r * nr + j];
+                                            }
+                                        continue;
+                                    }
                                     for (int r = 0; r < valid; r++)
                                         for (int j = 0; j < cols; j++)
                                         {
@@ -365,6 +406,23 @@ public static unsafe class Gemm
         {
             if (sharedA is not null) { sharedHandle.Free(); ArrayPool<float>.Shared.Return(sharedA); }
         }
+    }
+
+    /// <summary>The epilogue over one finished 8×32 tile (C rows at stride ldc, aux rows at stride ldAux), still in L1.</summary>
+    static void ApplyEpilogue(Epilogue epilogue, float* c, int ldc, float* aux, int ldAux)
+    {
+        for (int r = 0; r < 8; r++)
+            for (int j = 0; j < 32; j += 16)
+            {
+                float* pc = c + (long)r * ldc + j;
+                var v = Vector512.Load(pc);
+                if (epilogue == Epilogue.Gelu)
+                {
+                    if (aux != null) v.Store(aux + (long)r * ldAux + j);
+                    Gelu.Forward(v).Store(pc);
+                }
+                else (v * Gelu.Derivative(Vector512.Load(aux + (long)r * ldAux + j))).Store(pc);
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -17,6 +17,39 @@ public static unsafe class Linear
             Gemm.Multiply(false, rows, pi, k, weight, po, n, accumulate ? 1f : 0f, parallel: true, bias.IsEmpty ? null : pb);
     }
 
+    /// <summary>out = gelu(inp · Wᵀ + bias), with the pre-activation kept in <paramref name="preActivation"/> when given (backward
+    /// needs it): the activation applied to each tile as the GEMM finishes it, not in a second pass over [R, N].</summary>
+    public static void ForwardGelu(Span<float> preActivation, Span<float> output, ReadOnlySpan<float> input, Gemm.PackedB weight, ReadOnlySpan<float> bias, int rows)
+    {
+        int n = weight.N, k = weight.K;
+        if (input.Length < (long)rows * k || output.Length < (long)rows * n || (!preActivation.IsEmpty && preActivation.Length < (long)rows * n))
+            throw new ArgumentException($"Linear+GELU expects input [{rows}, {k}] and outputs [{rows}, {n}].");
+        if (!Gemm.SupportsEpilogue(weight))
+        {
+            var pre = preActivation.IsEmpty ? output : preActivation;
+            Forward(pre, input, weight, bias, rows);
+            Gelu.Forward(output[..(rows * n)], pre[..(rows * n)]);
+            return;
+        }
+        fixed (float* po = output) fixed (float* pp = preActivation) fixed (float* pi = input) fixed (float* pb = bias)
+            Gemm.Multiply(false, rows, pi, k, weight, po, n, 0f, parallel: true, bias.IsEmpty ? null : pb, Epilogue.Gelu, preActivation.IsEmpty ? null : pp);
+    }
+
+    /// <summary>dHidden = (dout · W) ⊙ gelu'(preActivation): the input gradient of FC2 and GELU's backward in one GEMM
+    /// (W packed with transB = false: K = out features, N = in features).</summary>
+    public static void BackwardInputGelu(Span<float> dHidden, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, ReadOnlySpan<float> preActivation, int rows)
+    {
+        int n = weightForBackward.N;
+        if (!Gemm.SupportsEpilogue(weightForBackward))
+        {
+            BackwardInput(dHidden, dOutput, weightForBackward, rows, accumulate: false);
+            Gelu.Backward(dHidden[..(rows * n)], preActivation[..(rows * n)], dHidden[..(rows * n)], accumulate: false);
+            return;
+        }
+        fixed (float* pd = dHidden) fixed (float* po = dOutput) fixed (float* pa = preActivation)
+            Gemm.Multiply(false, rows, po, weightForBackward.K, weightForBackward, pd, n, 0f, parallel: true, null, Epilogue.GeluGrad, pa);
+    }
+
     /// <summary>Unpacked form (weights that change every step): out = inp · Wᵀ + bias (+ out when accumulating).</summary>
     /// <param name="weight">[N, K]</param>
     public static void Forward(Span<float> output, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int rows, int inFeatures, int outFeatures, bool accumulate = false)

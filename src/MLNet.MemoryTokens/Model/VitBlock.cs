@@ -57,8 +57,7 @@ internal sealed class VitBlock
         Attention.Forward(ws.Attn, default, ws.Qkv, Attention.Layout.SelfAttention(batch, c.NumTokens, c.Heads, c.HeadDim));
         Linear.Forward(ws.X, ws.Attn, ProjPacked, ProjB.Data, rows, accumulate: true);
         LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
-        Linear.Forward(ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, rows);
-        Gelu.Forward(ws.Hidden.AsSpan(0, rows * c.MlpDim), ws.Hidden.AsSpan(0, rows * c.MlpDim));
+        Linear.ForwardGelu(default, ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, rows);
         Linear.Forward(ws.X, ws.Hidden, Fc2Packed, Fc2B.Data, rows, accumulate: true);
     }
 
@@ -98,8 +97,7 @@ internal sealed class VitBlock
         if (keep) Array.Copy(x, tape.Mid, (long)rows * d);
         // x ← x + FC2(GELU(FC1(LN2(x))))
         LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, x, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
-        Linear.Forward(tape.Fc1, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
-        Gelu.Forward(tape.Gelu.AsSpan(0, rows * c.MlpDim), tape.Fc1.AsSpan(0, rows * c.MlpDim));
+        Linear.ForwardGelu(keep ? tape.Fc1 : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
         Linear.Forward(x, tape.Gelu, Fc2Packed, Fc2B.Data, rows, accumulate: true);
     }
 
@@ -132,10 +130,9 @@ internal sealed class VitBlock
         var s = tape.Scratch;
         s.Ensure(c, rows);
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
-        Linear.BackwardInput(s.DHidden, dx, Fc2PackedT, rows, accumulate: false);
+        //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM
+        Linear.BackwardInputGelu(s.DHidden2, dx, Fc2PackedT, tape.Fc1, rows);
         if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, dx, tape.Gelu, Fc2W.Data, rows, f, d);
-        // forward: Gelu = gelu(Fc1)               → dFc1 = dGelu ⊙ gelu'(Fc1)
-        Gelu.Backward(s.DHidden2.AsSpan(0, rows * f), tape.Fc1.AsSpan(0, rows * f), s.DHidden.AsSpan(0, rows * f), accumulate: false);
         // forward: Fc1 = Ln2 Wfc1ᵀ + b1           → dLn2 = dFc1 Wfc1
         Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, rows, accumulate: false);
         if (w != null) Linear.Backward(default, w.Fc1W, w.Fc1B, s.DHidden2, tape.Ln2, Fc1W.Data, rows, d, f);

@@ -62,6 +62,37 @@ public class GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(37, 45, 19)]     // edge tiles in both directions
+    [InlineData(64, 768, 192)]   // full tiles, ViT's FC1 shape
+    [InlineData(1, 33, 7)]
+    public void GeluEpiloguesEqualSeparatePassesBitForBit(int m, int n, int k)
+    {
+        var x = Numerics.Random(m * k, 1, 2f); var w = Numerics.Random(n * k, 2); var bias = Numerics.Random(n, 3);
+        var packed = Gemm.Pack(true, k, n, w, k);
+        // forward: separate GEMM + GELU vs the fused epilogue (with and without keeping the pre-activation)
+        // the reference GELU runs on a buffer padded to whole vectors: the fused path is the vector arithmetic everywhere
+        int padded = (m * n + 15) / 16 * 16;
+        var pre = new float[padded]; var post = new float[padded];
+        Linear.Forward(pre, x, packed, bias, m);
+        Gelu.Forward(post, pre);
+        pre = pre[..(m * n)]; post = post[..(m * n)];
+        var fusedPre = new float[m * n]; var fusedPost = new float[m * n]; var onlyPost = new float[m * n];
+        Linear.ForwardGelu(fusedPre, fusedPost, x, packed, bias, m);
+        Linear.ForwardGelu(default, onlyPost, x, packed, bias, m);
+        Assert.Equal(pre, fusedPre); Assert.Equal(post, fusedPost); Assert.Equal(post, onlyPost);
+        // backward: dHidden = (dy · W) ⊙ gelu'(pre), W [k, n] packed untransposed
+        var dy = Numerics.Random(m * k, 4);
+        var packedT = Gemm.Pack(false, k, n, w, n);
+        var expected = new float[padded];
+        Linear.BackwardInput(expected, dy, packedT, m, accumulate: false);
+        Gelu.Backward(expected, [.. pre, .. new float[padded - m * n]], expected, accumulate: false);
+        expected = expected[..(m * n)];
+        var fused = new float[m * n];
+        Linear.BackwardInputGelu(fused, dy, packedT, pre, m);
+        Assert.Equal(expected, fused);
+    }
+
     [Fact]
     public void RejectsBuffersTooSmallAndBadStrides()
     {
