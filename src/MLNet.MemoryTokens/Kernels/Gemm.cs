@@ -383,13 +383,7 @@ public static unsafe class Gemm
                                             }
                                         continue;
                                     }
-                                    for (int r = 0; r < valid; r++)
-                                        for (int j = 0; j < cols; j++)
-                                        {
-                                            float* dst = cp + (long)r * ldc + j;
-                                            float acc = edge[r * nr + j] + (blockBias != null ? blockBias[j] : 0f);
-                                            *dst = blockBeta == 0f ? acc : blockBeta == 1f ? *dst + acc : blockBeta * *dst + acc;
-                                        }
+                                    StoreEdge(edge, nr, cp, ldc, valid, cols, blockBeta, blockBias);
                                 }
                             }
                         }
@@ -405,6 +399,31 @@ public static unsafe class Gemm
         finally
         {
             if (sharedA is not null) { sharedHandle.Free(); ArrayPool<float>.Shared.Return(sharedA); }
+        }
+    }
+
+    /// <summary>Writes the valid part of an edge tile computed into scratch: whole vectors where a row has them, scalars for the rest
+    /// (attention's 197-row, 202-column products put every sixth tile here).</summary>
+    static void StoreEdge(float* edge, int nr, float* c, int ldc, int rows, int cols, float beta, float* bias)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = edge + r * nr, dst = c + (long)r * ldc;
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j <= cols - 16; j += 16)
+                {
+                    var acc = Vector512.Load(src + j);
+                    if (bias != null) acc += Vector512.Load(bias + j);
+                    if (beta == 1f) acc += Vector512.Load(dst + j);
+                    else if (beta != 0f) acc = Vector512.FusedMultiplyAdd(Vector512.Create(beta), Vector512.Load(dst + j), acc);
+                    acc.Store(dst + j);
+                }
+            for (; j < cols; j++)
+            {
+                float acc = src[j] + (bias != null ? bias[j] : 0f);
+                dst[j] = beta == 0f ? acc : beta == 1f ? dst[j] + acc : beta * dst[j] + acc;
+            }
         }
     }
 
