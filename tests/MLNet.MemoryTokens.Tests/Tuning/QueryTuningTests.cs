@@ -86,7 +86,7 @@ public class QueryTuningTests
             var back = cache.Load([2, 1, 0]);
             double tol = dtype == TensorDType.F32 ? 0 : dtype == TensorDType.F16 ? 2e-3 : 1e-2;
             for (int l = 0; l < config.Depth; l++)
-                Numerics.AssertClose(kv.PerLayer[l], back.PerLayer[l], 1e-6, tol, $"layer {l} {dtype}");
+                Numerics.AssertClose(kv.Layer(l), back.Layer(l), 1e-6, tol, $"layer {l} {dtype}");
             Assert.Equal(kv.ClassToken, back.ClassToken);
         }
         using (var again = new KeyValueCache(3, config, dtype, 0, dir.Path, "backbone=a;size=16;data=x"))

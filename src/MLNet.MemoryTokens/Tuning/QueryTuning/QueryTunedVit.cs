@@ -62,21 +62,37 @@ public sealed class QueryTunedVit : ITunedModel
 
     /// <summary>What the frozen backbone gives VQT for a batch: per layer the original tokens' keys and values
     /// [B, N, 2D] (pinned, k then v in each row) and the final-norm class token [B, D].</summary>
-    public sealed record KeyValues(float[][] PerLayer, float[] ClassToken, int Batch, int Tokens);
+    public abstract class KeyValues(float[] classToken, int batch, int tokens)
+    {
+        /// <summary>[B, D] the final-norm class token of every image.</summary>
+        public float[] ClassToken { get; } = classToken;
+        public int Batch { get; } = batch;
+        public int Tokens { get; } = tokens;
+        public abstract int Layers { get; }
+        /// <summary>Layer <paramref name="layer"/>'s keys and values [B, N, 2D] (pinned, k then v per row), valid until the next call.</summary>
+        public abstract float[] Layer(int layer);
+    }
 
-    KeyValues? _captured;
+    /// <summary>Keys/values of every layer held in float32: what a backbone pass produces.</summary>
+    sealed class CapturedKeyValues(float[][] perLayer, float[] classToken, int batch, int tokens) : KeyValues(classToken, batch, tokens)
+    {
+        public override int Layers => perLayer.Length;
+        public override float[] Layer(int layer) => perLayer[layer];
+    }
+
+    CapturedKeyValues? _captured;
 
     /// <summary>Runs the frozen backbone once and keeps what VQT reads from it. The arrays are reused by the next call.</summary>
     public KeyValues CaptureKeyValues(Tensor images)
     {
         int batch = images.Shape[0], n = C.NumTokens, d = C.Dim;
         if (_captured is null || _captured.Batch != batch)
-            _captured = new KeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d, pinned: true)).ToArray(),
+            _captured = new CapturedKeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d, pinned: true)).ToArray(),
                 new float[batch * d], batch, n);
-        var perLayer = _captured.PerLayer;
+        var captured = _captured;
         var features = Backbone.ForwardFeatures(images, (layer, qkv) =>
         {
-            var kv = perLayer[layer];
+            var kv = captured.Layer(layer);
             for (long r = 0; r < (long)batch * n; r++) Array.Copy(qkv, r * 3 * d + d, kv, r * 2 * d, 2 * d);
         });
         for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, _captured.ClassToken, b * d, d);
@@ -96,7 +112,7 @@ public sealed class QueryTunedVit : ITunedModel
     public Tensor ForwardCached(KeyValues kv, bool keepForBackward)
     {
         int batch = kv.Batch, t = QueryTokens, d = C.Dim, L = C.Depth, f = FeatureDim;
-        if (kv.Tokens != C.NumTokens || kv.PerLayer.Length != L) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens and {kv.PerLayer.Length} layers; the backbone has {C.NumTokens} and {L}.");
+        if (kv.Tokens != C.NumTokens || kv.Layers != L) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens and {kv.Layers} layers; the backbone has {C.NumTokens} and {L}.");
         bool dropout = keepForBackward && QueryDropout > 0;
         if (_outputs.Length != L || _outputs[0].Length != batch * t * d)
         {
@@ -120,7 +136,7 @@ public sealed class QueryTunedVit : ITunedModel
                 TensorPrimitives.Multiply(q, mb, xb);
             }
             // z = q + Proj(Attn(LN1(q), K_l, V_l)); out = z + MLP(LN2(z)), in place in _outputs[l]
-            Backbone.Blocks[l].Forward(_outputs[l], batch, t, [], groups, _tapes[l], keepForBackward, new ExternalKeyValues(kv.PerLayer[l], kv.Tokens));
+            Backbone.Blocks[l].Forward(_outputs[l], batch, t, [], groups, _tapes[l], keepForBackward, new ExternalKeyValues(kv.Layer(l), kv.Tokens));
         }
         // features [B, F]: normalise(cls) | normalise(out_1 flattened) | ... | normalise(out_L flattened)
         _head ??= new QueryFeatures(d, L, t);
@@ -225,7 +241,7 @@ public sealed class QueryTunedVit : ITunedModel
             // forward: F_l = out_l / ‖out_l‖            → dout_l = (dF_l − F_l (F_l·dF_l)) / ‖out_l‖
             _head!.BackwardLayer(dF, l, _x);
             // through block l's query path (keys/values frozen) → gradient of its input, the (dropped-out) queries
-            Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, new ExternalKeyValues(kv.PerLayer[l], kv.Tokens));
+            Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, new ExternalKeyValues(kv.Layer(l), kv.Tokens));
             var dq = dQueries.AsSpan(l * t * d, t * d);
             for (int b = 0; b < batch; b++)
             {
