@@ -116,44 +116,33 @@ public sealed unsafe class KeyValueCache : IDisposable
         _filled[index] = true;
     }
 
-    /// <summary>A batch of cached images, widened to float32 one layer at a time into one reusable buffer: the cached step holds
-    /// [B, N, 2D] for a single layer, not all L of them.</summary>
+    QueryTunedVit.KeyValues? _batch;
+    float[][] _layers = [];
+
+    /// <summary>The batch of cached images as float32 key/values, exactly what was stored (dtype-rounded), every layer widened
+    /// once per step (forward and backward both read each layer; widening twice would cost more than the query paths).
+    /// The arrays are reused by the next call.</summary>
     public QueryTunedVit.KeyValues Load(IReadOnlyList<int> indices)
     {
-        int d = _config.Dim, batch = indices.Count;
+        int per = _config.NumTokens * 2 * _config.Dim, d = _config.Dim, batch = indices.Count;
         foreach (var i in indices)
             if (!_filled[i]) throw new InvalidOperationException($"Image {i} is not in the VQT cache yet.");
-        var cls = new float[batch * d];
-        for (int b = 0; b < batch; b++)
-            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ImageSpan(indices[b])[(_config.Depth * _config.NumTokens * 2 * d * _elementSize)..])[..d]
-                .CopyTo(cls.AsSpan(b * d, d));
-        return new CachedBatch(this, indices.ToArray(), cls);
-    }
-
-    float[] _layerBuffer = [];
-
-    sealed class CachedBatch(KeyValueCache cache, int[] indices, float[] cls) : QueryTunedVit.KeyValues(cls, indices.Length, cache._config.NumTokens)
-    {
-        int _loaded = -1;
-        public override int Layers => cache._config.Depth;
-
-        public override float[] Layer(int layer)
+        if (_batch is null || _batch.Batch != batch)
         {
-            var c = cache._config;
-            int per = c.NumTokens * 2 * c.Dim, batch = indices.Length, size = cache._elementSize;
-            if (cache._layerBuffer.Length < batch * per) cache._layerBuffer = GC.AllocateUninitializedArray<float>(batch * per, pinned: true);
-            var buffer = cache._layerBuffer;
-            if (_loaded == layer && ReferenceEquals(cache._current, this)) return buffer;
-            var type = cache.DType switch { TensorDType.F16 => ElementType.F16, TensorDType.BF16 => ElementType.BF16, _ => ElementType.F32 };
-            Kernels.Parallelism.For(0, batch, b =>
-                ElementConversion.ToSingle(type, cache.ImageSpan(indices[b]).Slice(layer * per * size, per * size), buffer.AsSpan(b * per, per)));
-            _loaded = layer;
-            cache._current = this;
-            return buffer;
+            _layers = Enumerable.Range(0, _config.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * per, pinned: true)).ToArray();
+            _batch = QueryTunedVit.Captured(_layers, new float[batch * d], batch, _config.NumTokens);
         }
+        var cls = _batch.ClassToken;
+        var type = DType switch { TensorDType.F16 => ElementType.F16, TensorDType.BF16 => ElementType.BF16, _ => ElementType.F32 };
+        Kernels.Parallelism.For(0, batch, b =>
+        {
+            var src = ImageSpan(indices[b]);
+            for (int l = 0; l < _config.Depth; l++)
+                ElementConversion.ToSingle(type, src.Slice(l * per * _elementSize, per * _elementSize), _layers[l].AsSpan(b * per, per));
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(src[(_config.Depth * per * _elementSize)..])[..d].CopyTo(cls.AsSpan(b * d, d));
+        });
+        return _batch;
     }
-
-    object? _current;
 
     public void Dispose()
     {

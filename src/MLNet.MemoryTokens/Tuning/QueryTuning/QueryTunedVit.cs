@@ -73,6 +73,9 @@ public sealed class QueryTunedVit : ITunedModel
         public abstract float[] Layer(int layer);
     }
 
+    /// <summary>Keys/values of every layer already in float32 ([L][B, N, 2D] pinned arrays) and class tokens [B, D].</summary>
+    public static KeyValues Captured(float[][] perLayer, float[] classToken, int batch, int tokens) => new CapturedKeyValues(perLayer, classToken, batch, tokens);
+
     /// <summary>Keys/values of every layer held in float32: what a backbone pass produces.</summary>
     sealed class CapturedKeyValues(float[][] perLayer, float[] classToken, int batch, int tokens) : KeyValues(classToken, batch, tokens)
     {
