@@ -1,6 +1,8 @@
 namespace MLNet.MemoryTokens.Tuning;
 
 /// <summary>A backbone with trainable adaptation parts: what the trainer, the evaluator and adapter files work with.</summary>
+/// <remarks>One call at a time per instance: forward keeps its activations in buffers reused across calls (the backbone's own
+/// <see cref="Model.VisionTransformer.Forward"/> is safe to call concurrently).</remarks>
 public interface ITunedModel
 {
     int NumClasses { get; }
