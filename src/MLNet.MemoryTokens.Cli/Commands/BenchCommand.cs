@@ -54,7 +54,12 @@ internal static class BenchCommand
             var captured = vqt.CaptureKeyValues(x);
             for (int i = 0; i < b; i++) cache.Store(i, captured, i);
             captured = null;
-            GC.Collect();
+            if (m == "cached")
+            {
+                // as the trainer does once its cache is complete: an epoch from the cache never runs the backbone
+                vqt.ReleaseCaptureBuffers();
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            }
             void Train(MLNet.MemoryTokens.Tuning.QueryTuning.QueryTunedVit.KeyValues kv)
             {
                 var logits = vqt.ForwardCached(kv, keepForBackward: true);

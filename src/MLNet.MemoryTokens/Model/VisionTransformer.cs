@@ -176,6 +176,9 @@ public sealed class VisionTransformer
         }
     }
 
+    /// <summary>Drops the pooled inference buffers (they are rebuilt on the next forward).</summary>
+    public void ReleaseWorkspaces() => _workspaces.Clear();
+
     internal Workspace RentWorkspace(int batch) =>
         _workspaces.GetOrAdd(batch, _ => new()).TryTake(out var ws) ? ws : new Workspace(Config, batch);
 

@@ -236,6 +236,12 @@ public static class Trainer
             {
                 var kv = _model.CaptureKeyValues(_images.Batch(missing));
                 for (int b = 0; b < missing.Length; b++) _cache.Store(missing[b], kv, b);
+                if (_cache.AllFilled)
+                {
+                    // the cache is complete: later epochs never run the backbone, so its buffers go back to the system
+                    _model.ReleaseCaptureBuffers();
+                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                }
             }
             return _model.ForwardCached(_cache.Load(indices), keepForBackward: true);
         }

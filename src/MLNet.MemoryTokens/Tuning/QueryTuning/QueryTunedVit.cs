@@ -85,6 +85,14 @@ public sealed class QueryTunedVit : ITunedModel
 
     CapturedKeyValues? _captured;
 
+    /// <summary>Lets go of what the backbone passes needed (captured keys/values, the backbone's inference buffers): once every
+    /// training image is cached, epochs read only the cache.</summary>
+    public void ReleaseCaptureBuffers()
+    {
+        _captured = null;
+        Backbone.ReleaseWorkspaces();
+    }
+
     /// <summary>Runs the frozen backbone once and keeps what VQT reads from it. The arrays are reused by the next call.</summary>
     public KeyValues CaptureKeyValues(Tensor images)
     {
