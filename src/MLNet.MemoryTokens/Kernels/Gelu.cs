@@ -23,9 +23,6 @@ public static unsafe class Gelu
         return z >= 0 ? r : 2f - r;
     }
 
-    /// <summary>erf(x) = 1 − erfc(x).</summary>
-    public static float Erf(float x) => 1f - Erfc(x);
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Erfc(Vector512<float> z)
     {

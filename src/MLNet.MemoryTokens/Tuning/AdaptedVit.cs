@@ -110,7 +110,7 @@ public sealed class AdaptedVit : ITunedModel
     sealed class Tape
     {
         public int Batch = -1;
-        public float[] X = [], DX = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [], Logits = [];
+        public float[] X = [], DX = [], Cols = [], Patches = [], Pooled = [], PooledLn = [], PooledMean = [], PooledRstd = [];
         public float[][] QueryOutputs = [];   // per layer [B, T·D]
         public BlockTape[] Blocks = [];
         public BackwardScratch Scratch = new();
@@ -155,7 +155,6 @@ public sealed class AdaptedVit : ITunedModel
             t.Cols = new float[(long)batch * p * c.InChannels * c.PatchSize * c.PatchSize];
             t.Patches = new float[(long)batch * p * d];
             t.Pooled = new float[batch * d]; t.PooledLn = new float[batch * d]; t.PooledMean = new float[batch]; t.PooledRstd = new float[batch];
-            t.Logits = new float[batch * NumClasses];
             t.QueryOutputs = Enumerable.Range(0, c.Depth).Select(_ => new float[batch * QueryTokens * d]).ToArray();
             t.Blocks = Enumerable.Range(0, c.Depth).Select(_ => new BlockTape { Scratch = t.Scratch }).ToArray();
             t.Scratch.Ensure(c, (long)batch * s);
