@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace MLNet.MemoryTokens.IO;
 
@@ -16,12 +17,10 @@ internal static class ElementConversion
                 src[..(dst.Length * 4)].CopyTo(MemoryMarshal.AsBytes(dst));
                 break;
             case ElementType.F16:
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src)[..dst.Length], dst);
+                HalfToSingle(MemoryMarshal.Cast<byte, ushort>(src)[..dst.Length], dst);
                 break;
             case ElementType.BF16:
-                // bf16 is the top half of an f32: widening is exact.
-                var b = MemoryMarshal.Cast<byte, ushort>(src);
-                for (int i = 0; i < dst.Length; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)b[i] << 16);
+                BFloat16ToSingle(MemoryMarshal.Cast<byte, ushort>(src)[..dst.Length], dst);
                 break;
             case ElementType.F64:
                 var d = MemoryMarshal.Cast<byte, double>(src);
@@ -51,6 +50,74 @@ internal static class ElementConversion
             default:
                 throw new ArgumentOutOfRangeException(nameof(type), type, null);
         }
+    }
+
+    /// <summary>IEEE binary16 bits → float, exact (subnormals, ±inf and NaN payloads included). Fast for short runs too:
+    /// attention widens a VQT cache's keys 64 values at a time, where TensorPrimitives.ConvertToSingle's set-up dominates.</summary>
+    public static unsafe void HalfToSingle(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        if (dst.Length < src.Length) throw new ArgumentException("Destination too short.", nameof(dst));
+        fixed (ushort* ps = src) fixed (float* pd = dst) HalfToSingle(ps, pd, src.Length);
+    }
+
+    internal static unsafe void HalfToSingle(ushort* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 32 <= n; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
+                HalfBitsToSingle(lo).Store(dst + i);
+                HalfBitsToSingle(hi).Store(dst + i + 16);
+            }
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Load(src + i));
+                HalfBitsToSingle(lo).Store(dst + i);
+                HalfBitsToSingle(hi).Store(dst + i + 8);
+            }
+        for (; i < n; i++) dst[i] = (float)BitConverter.UInt16BitsToHalf(src[i]);
+    }
+
+    // |h| << 13 puts the binary16 exponent and mantissa where float's are; × 2^112 (0x77800000) re-biases the exponent (15 → 127) and turns
+    // binary16 subnormals (float subnormals after the shift) into the right normal floats. Exponent 31 (inf/NaN) gets 255.
+    static Vector512<float> HalfBitsToSingle(Vector512<uint> h)
+    {
+        var shifted = (h & Vector512.Create(0x7FFFu)) << 13;
+        var scaled = shifted.AsSingle() * Vector512.Create(0x77800000u).AsSingle();
+        var special = Vector512.GreaterThanOrEqual(shifted, Vector512.Create(0x7C00u << 13));
+        var magnitude = Vector512.ConditionalSelect(special.AsSingle(), (shifted | Vector512.Create(0x7F800000u)).AsSingle(), scaled);
+        return magnitude | ((h & Vector512.Create(0x8000u)) << 16).AsSingle();
+    }
+
+    static Vector256<float> HalfBitsToSingle(Vector256<uint> h)
+    {
+        var shifted = (h & Vector256.Create(0x7FFFu)) << 13;
+        var scaled = shifted.AsSingle() * Vector256.Create(0x77800000u).AsSingle();
+        var special = Vector256.GreaterThanOrEqual(shifted, Vector256.Create(0x7C00u << 13));
+        var magnitude = Vector256.ConditionalSelect(special.AsSingle(), (shifted | Vector256.Create(0x7F800000u)).AsSingle(), scaled);
+        return magnitude | ((h & Vector256.Create(0x8000u)) << 16).AsSingle();
+    }
+
+    /// <summary>bfloat16 bits → float: bf16 is the top half of an f32, so widening is exact.</summary>
+    public static unsafe void BFloat16ToSingle(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        if (dst.Length < src.Length) throw new ArgumentException("Destination too short.", nameof(dst));
+        fixed (ushort* ps = src) fixed (float* pd = dst) BFloat16ToSingle(ps, pd, src.Length);
+    }
+
+    internal static unsafe void BFloat16ToSingle(ushort* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 32 <= n; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
+                (lo << 16).AsSingle().Store(dst + i);
+                (hi << 16).AsSingle().Store(dst + i + 16);
+            }
+        for (; i < n; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
     }
 
     /// <summary>Narrows floats to <paramref name="type"/> bytes (<c>dst.Length == src.Length * size</c>), rounding to nearest even like numpy and torch.</summary>

@@ -29,16 +29,50 @@ public static unsafe class Attention
     }
 
     /// <summary>A run of key/value rows: <c>Rows</c> keys at <c>K</c> and values at <c>V</c> (batch 0, D floats each, rows
-    /// <c>RowStride</c> apart), the next sample's <c>BatchStride</c> floats further (0: shared by the whole batch).</summary>
-    internal readonly struct Segment(float* k, float* v, int rowStride, long batchStride, int rows)
+    /// <c>RowStride</c> apart), the next sample's <c>BatchStride</c> floats further (0: shared by the whole batch); or rows held
+    /// elsewhere (<c>Source</c>), widened per task.</summary>
+    internal readonly struct Segment
     {
-        public readonly float* K = k, V = v;
-        public readonly int RowStride = rowStride;
-        public readonly long BatchStride = batchStride;
-        public readonly int Rows = rows;
+        public readonly float* K, V;
+        public readonly int RowStride;
+        public readonly long BatchStride;
+        public readonly int Rows;
+        public readonly ExternalKeyValues? Source;
+
+        public Segment(float* k, float* v, int rowStride, long batchStride, int rows) { K = k; V = v; RowStride = rowStride; BatchStride = batchStride; Rows = rows; }
+        public Segment(ExternalKeyValues source) { Source = source; Rows = source.Rows; }
 
         /// <summary>Rows of a [.., 3D] qkv buffer starting at <paramref name="qkvRow"/>.</summary>
         public static Segment OfQkv(float* qkvRow, int dim, long batchStride, int rows) => new(qkvRow + dim, qkvRow + 2 * dim, 3 * dim, batchStride, rows);
+    }
+
+    /// <summary>One (sample, head) task's view of a segment: <c>Rows</c> keys at <c>K</c>, values at <c>V</c>, rows <c>RowStride</c> apart.</summary>
+    readonly struct TaskKeys(float* k, float* v, int rowStride, int rows)
+    {
+        public readonly float* K = k, V = v;
+        public readonly int RowStride = rowStride, Rows = rows;
+    }
+
+    /// <summary>Floats of scratch a task needs to widen the external segments.</summary>
+    static int ExternalFloats(Segment[] keys, int hd)
+    {
+        int n = 0;
+        foreach (var s in keys) if (s.Source != null) n += 2 * s.Rows * hd;
+        return n;
+    }
+
+    /// <summary>Each segment's rows of sample b, head h; external ones widened into <paramref name="widened"/>.</summary>
+    static void Resolve(Segment[] keys, int b, int h, int hd, TaskKeys* into, float* widened)
+    {
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var s = keys[i];
+            if (s.Source is null) { into[i] = new(s.K + b * s.BatchStride + h * hd, s.V + b * s.BatchStride + h * hd, s.RowStride, s.Rows); continue; }
+            int n = s.Rows * hd;
+            s.Source.ReadHead(b, h, hd, new Span<float>(widened, n), new Span<float>(widened + n, n));
+            into[i] = new(widened, widened + n, hd, s.Rows);
+            widened += 2 * n;
+        }
     }
 
     /// <summary>Where a segment's key/value gradients go (rows laid out like the segment's); null pointers: the keys are frozen, skip them.
@@ -103,37 +137,41 @@ public static unsafe class Attention
         foreach (var s in keys) nk += s.Rows;
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
+        int external = ExternalFloats(keys, hd);
         Parallelism.For(0, batch * heads, task =>
         {
             int b = task / heads, h = task % heads;
             float* qp = q + b * qBatchStride + h * hd;
             float* o = output + b * outBatchStride + h * hd;
             float[]? rented = probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, nq * nk) : null;
+            float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
+            TaskKeys* tk = stackalloc TaskKeys[keys.Length];
+            fixed (float* scratch = rented) fixed (float* wide = widened)
             {
-                fixed (float* scratch = rented)
+                Resolve(keys, b, h, hd, tk, wide);
+                float* p = probs != null ? probs + (long)task * nq * nk : scratch;
+                if (nq <= SmallQueries) { ForwardSmall(o, outRow, p, qp, qRow, nq, nk, tk, keys.Length, hd, scale); return; }
+                // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
+                int col = 0;
+                for (int si = 0; si < keys.Length; si++)
                 {
-                    float* p = probs != null ? probs + (long)task * nq * nk : scratch;
-                    if (nq <= SmallQueries) { ForwardSmall(o, outRow, p, qp, qRow, nq, nk, keys, b, h, hd, scale); return; }
-                    // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
-                    int col = 0;
-                    foreach (var s in keys)
-                    {
-                        Gemm.Multiply(false, true, nq, s.Rows, hd, qp, qRow, s.K + b * s.BatchStride + h * hd, s.RowStride, p + col, nk, 0f, parallel: false);
-                        col += s.Rows;
-                    }
-                    // P = softmax(S / √d) over all keys, row by row, in place
-                    for (int i = 0; i < nq; i++)
-                    {
-                        var pr = new Span<float>(p + (long)i * nk, nk);
-                        Softmax.RowForward(pr, pr, scale);
-                    }
-                    // O = Σ_seg P_seg V_seg                                  [Nq, d] into the head's columns
-                    col = 0;
-                    foreach (var s in keys)
-                    {
-                        Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.V + b * s.BatchStride + h * hd, s.RowStride, o, outRow, col == 0 ? 0f : 1f, parallel: false);
-                        col += s.Rows;
-                    }
+                    var s = tk[si];
+                    Gemm.Multiply(false, true, nq, s.Rows, hd, qp, qRow, s.K, s.RowStride, p + col, nk, 0f, parallel: false);
+                    col += s.Rows;
+                }
+                // P = softmax(S / √d) over all keys, row by row, in place
+                for (int i = 0; i < nq; i++)
+                {
+                    var pr = new Span<float>(p + (long)i * nk, nk);
+                    Softmax.RowForward(pr, pr, scale);
+                }
+                // O = Σ_seg P_seg V_seg                                  [Nq, d] into the head's columns
+                col = 0;
+                for (int si = 0; si < keys.Length; si++)
+                {
+                    var s = tk[si];
+                    Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.V, s.RowStride, o, outRow, col == 0 ? 0f : 1f, parallel: false);
+                    col += s.Rows;
                 }
             }
         });
@@ -147,6 +185,7 @@ public static unsafe class Attention
         foreach (var s in keys) nk += s.Rows;
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
+        int external = ExternalFloats(keys, hd);
         Parallelism.For(0, batch * heads, task =>
         {
             int b = task / heads, h = task % heads;
@@ -155,40 +194,39 @@ public static unsafe class Attention
             float* dO = dOutput + b * dOutBatchStride + h * hd;
             float* p = probs + (long)task * nq * nk;
             float[] rented = Scratch.Get(Scratch.Slot.AttentionScores, nq * nk);
+            float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
+            TaskKeys* tk = stackalloc TaskKeys[keys.Length];
+            fixed (float* dS = rented) fixed (float* wide = widened)
             {
-                fixed (float* dS = rented)
+                Resolve(keys, b, h, hd, tk, wide);
+                if (nq <= SmallQueries) { BackwardSmall(dqp, qRow, dO, outRow, p, dS, qp, nq, nk, tk, dKeys, b, h, hd, scale); return; }
+                int col = 0;
+                for (int si = 0; si < keys.Length; si++)
                 {
-                    if (nq <= SmallQueries) { BackwardSmall(dqp, qRow, dO, outRow, p, dS, qp, nq, nk, keys, dKeys, b, h, hd, scale); return; }
-                    int col = 0;
-                    for (int si = 0; si < keys.Length; si++)
-                    {
-                        var s = keys[si]; var g = dKeys[si];
-                        float* v = s.V + b * s.BatchStride + h * hd;
-                        // forward: O = P V   → dV += Pᵀ dO                     [Nk_seg, d]
-                        if (g.DV != null)
-                            Gemm.Multiply(true, false, s.Rows, hd, nq, p + col, nk, dO, outRow, g.DV + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
-                        // forward: O = P V   → dP = dO Vᵀ                      [Nq, Nk_seg]
-                        Gemm.Multiply(false, true, nq, s.Rows, hd, dO, outRow, v, s.RowStride, dS + col, nk, 0f, parallel: false);
-                        col += s.Rows;
-                    }
-                    // forward: P = softmax(S/√d) → dS = P ⊙ (dP − Σ dP⊙P) / √d, in place
-                    for (int i = 0; i < nq; i++)
-                    {
-                        var ds = new Span<float>(dS + (long)i * nk, nk);
-                        Softmax.RowBackward(ds, new ReadOnlySpan<float>(p + (long)i * nk, nk), ds, scale);
-                    }
-                    col = 0;
-                    for (int si = 0; si < keys.Length; si++)
-                    {
-                        var s = keys[si]; var g = dKeys[si];
-                        float* k = s.K + b * s.BatchStride + h * hd;
-                        // forward: S = Q Kᵀ → dQ += dS K                       [Nq, d]
-                        Gemm.Multiply(false, false, nq, hd, s.Rows, dS + col, nk, k, s.RowStride, dqp, qRow, 1f, parallel: false);
-                        //                      dK += dSᵀ Q                      [Nk_seg, d]
-                        if (g.DK != null)
-                            Gemm.Multiply(true, false, s.Rows, hd, nq, dS + col, nk, qp, qRow, g.DK + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
-                        col += s.Rows;
-                    }
+                    var s = tk[si]; var g = dKeys[si];
+                    // forward: O = P V   → dV += Pᵀ dO                     [Nk_seg, d]
+                    if (g.DV != null)
+                        Gemm.Multiply(true, false, s.Rows, hd, nq, p + col, nk, dO, outRow, g.DV + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
+                    // forward: O = P V   → dP = dO Vᵀ                      [Nq, Nk_seg]
+                    Gemm.Multiply(false, true, nq, s.Rows, hd, dO, outRow, s.V, s.RowStride, dS + col, nk, 0f, parallel: false);
+                    col += s.Rows;
+                }
+                // forward: P = softmax(S/√d) → dS = P ⊙ (dP − Σ dP⊙P) / √d, in place
+                for (int i = 0; i < nq; i++)
+                {
+                    var ds = new Span<float>(dS + (long)i * nk, nk);
+                    Softmax.RowBackward(ds, new ReadOnlySpan<float>(p + (long)i * nk, nk), ds, scale);
+                }
+                col = 0;
+                for (int si = 0; si < keys.Length; si++)
+                {
+                    var s = tk[si]; var g = dKeys[si];
+                    // forward: S = Q Kᵀ → dQ += dS K                       [Nq, d]
+                    Gemm.Multiply(false, false, nq, hd, s.Rows, dS + col, nk, s.K, s.RowStride, dqp, qRow, 1f, parallel: false);
+                    //                      dK += dSᵀ Q                      [Nk_seg, d]
+                    if (g.DK != null)
+                        Gemm.Multiply(true, false, s.Rows, hd, nq, dS + col, nk, qp, qRow, g.DK + b * g.BatchStride + h * hd, g.RowStride, 1f, parallel: false);
+                    col += s.Rows;
                 }
             }
         });
@@ -198,16 +236,17 @@ public static unsafe class Attention
     /// for a GEMM would cost more than the product (a class token or VQT queries reading N keys).</summary>
     const int SmallQueries = 4;
 
-    static void ForwardSmall(float* o, int outRow, float* p, float* q, int qRow, int nq, int nk, Segment[] keys, int b, int h, int hd, float scale)
+    static void ForwardSmall(float* o, int outRow, float* p, float* q, int qRow, int nq, int nk, TaskKeys* keys, int segments, int hd, float scale)
     {
         for (int i = 0; i < nq; i++)
         {
             var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
             var pi = new Span<float>(p + (long)i * nk, nk);
             int col = 0;
-            foreach (var s in keys)                                        // s_j = q_i · k_j
+            for (int si = 0; si < segments; si++)                          // s_j = q_i · k_j
             {
-                float* k = s.K + b * s.BatchStride + h * hd;
+                var s = keys[si];
+                float* k = s.K;
                 for (int j = 0; j < s.Rows; j++) pi[col + j] = System.Numerics.Tensors.TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(k + (long)j * s.RowStride, hd));
                 col += s.Rows;
             }
@@ -215,9 +254,10 @@ public static unsafe class Attention
             var oi = new Span<float>(o + (long)i * outRow, hd);             // o_i = Σ_j p_j v_j
             oi.Clear();
             col = 0;
-            foreach (var s in keys)
+            for (int si = 0; si < segments; si++)
             {
-                float* v = s.V + b * s.BatchStride + h * hd;
+                var s = keys[si];
+                float* v = s.V;
                 for (int j = 0; j < s.Rows; j++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * s.RowStride, hd), pi[col + j], oi, oi);
                 col += s.Rows;
             }
@@ -225,7 +265,7 @@ public static unsafe class Attention
     }
 
     static void BackwardSmall(float* dq, int qRow, float* dO, int outRow, float* p, float* dS, float* q, int nq, int nk,
-        Segment[] keys, GradSegment[] dKeys, int b, int h, int hd, float scale)
+        TaskKeys* keys, GradSegment[] dKeys, int b, int h, int hd, float scale)
     {
         for (int i = 0; i < nq; i++)
         {
@@ -233,10 +273,10 @@ public static unsafe class Attention
             var pi = new ReadOnlySpan<float>(p + (long)i * nk, nk);
             var dSi = new Span<float>(dS + (long)i * nk, nk);
             int col = 0;
-            for (int si = 0; si < keys.Length; si++)
+            for (int si = 0; si < dKeys.Length; si++)
             {
                 var s = keys[si]; var g = dKeys[si];
-                float* v = s.V + b * s.BatchStride + h * hd;
+                float* v = s.V;
                 for (int j = 0; j < s.Rows; j++)
                 {
                     // forward: o_i = Σ_j p_j v_j → dp_j = dO_i · v_j; dv_j += p_j dO_i
@@ -253,10 +293,10 @@ public static unsafe class Attention
             var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
             var dqi = new Span<float>(dq + (long)i * qRow, hd);
             col = 0;
-            for (int si = 0; si < keys.Length; si++)
+            for (int si = 0; si < dKeys.Length; si++)
             {
                 var s = keys[si]; var g = dKeys[si];
-                float* k = s.K + b * s.BatchStride + h * hd;
+                float* k = s.K;
                 for (int j = 0; j < s.Rows; j++)
                 {
                     // forward: s_j = q_i · k_j → dq_i += dS_j k_j; dk_j += dS_j q_i

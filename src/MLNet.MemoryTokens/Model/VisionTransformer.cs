@@ -30,7 +30,8 @@ public sealed class VisionTransformer
     internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
 
     Gemm.PackedB? _patchPacked, _headPacked;
-    readonly ConcurrentDictionary<int, ConcurrentBag<Workspace>> _workspaces = new();
+    // queues, not bags: a ConcurrentBag keeps items in thread-local lists that outlive Clear() until finalizers run
+    readonly ConcurrentDictionary<int, ConcurrentQueue<Workspace>> _workspaces = new();
 
     /// <summary>Builds the model from a timm-named state dict that matches <paramref name="config"/> exactly (strict).</summary>
     public VisionTransformer(VitConfig config, IReadOnlyDictionary<string, Tensor> stateDict)
@@ -180,7 +181,7 @@ public sealed class VisionTransformer
     public void ReleaseWorkspaces() => _workspaces.Clear();
 
     internal Workspace RentWorkspace(int batch) =>
-        _workspaces.GetOrAdd(batch, _ => new()).TryTake(out var ws) ? ws : new Workspace(Config, batch);
+        _workspaces.GetOrAdd(batch, _ => new()).TryDequeue(out var ws) ? ws : new Workspace(Config, batch);
 
-    internal void ReturnWorkspace(Workspace ws) => _workspaces.GetOrAdd(ws.Batch, _ => new()).Add(ws);
+    internal void ReturnWorkspace(Workspace ws) => _workspaces.GetOrAdd(ws.Batch, _ => new()).Enqueue(ws);
 }

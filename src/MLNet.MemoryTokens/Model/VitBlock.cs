@@ -9,9 +9,6 @@ namespace MLNet.MemoryTokens.Model;
 /// itself and its memory: (N+t, 1, [(0, N), (N+t, 1)], [t]). VQT query rows read only the originals: (N, T, [(0, N)], []).</remarks>
 public sealed record AttentionGroup(int QueryStart, int Queries, (int Start, int Rows)[] StreamKeys, int[] Memories, bool ReadsExternal = false);
 
-/// <summary>Keys and values computed elsewhere and read-only here (a VQT cache): [B, Rows, 2D] per block call, k then v in each row.</summary>
-public sealed record ExternalKeyValues(float[] Data, int Rows);
-
 /// <summary>One pre-norm transformer block: weights (views into the model's state dict), inference forward, training forward
 /// that keeps what backward needs, and backward — side by side.</summary>
 /// <remarks>Legend: B batch, S stream rows per sample (N original tokens + extra rows such as task class tokens or queries),
@@ -109,8 +106,8 @@ internal sealed class VitBlock
         if (grp.ReadsExternal)
         {
             if (external is null) throw new ArgumentException("An attention group reads external keys/values, but none were given.");
-            fixed (float* kv = external.Data) // pinned by the caller (pinned-object-heap array)
-                segs[i++] = new Attention.Segment(kv, kv + d, 2 * d, (long)external.Rows * 2 * d, external.Rows);
+            if (external.Dim != d) throw new ArgumentException($"External keys/values are {external.Dim} wide; the block is {d}.");
+            segs[i++] = new Attention.Segment(external);
         }
         foreach (var (start, n) in grp.StreamKeys) segs[i++] = Attention.Segment.OfQkv(qkv + (long)start * d3, C.Dim, (long)seqRows * d3, n);
         foreach (var j in grp.Memories)

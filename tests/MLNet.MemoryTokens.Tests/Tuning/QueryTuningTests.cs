@@ -72,6 +72,40 @@ public class QueryTuningTests
     [Theory]
     [InlineData(TensorDType.F32)]
     [InlineData(TensorDType.F16)]
+    public void AStepFromTheCacheIsTheStepFromTheBackbonePass(TensorDType dtype)
+    {
+        // attention reads the cache in place (widening one image's head at a time): an F32 cache must give the very bits of
+        // the captured pass, an F16 one the same step up to the F16 rounding of keys/values
+        var (model, labels, images) = Build();
+        var captured = model.CaptureKeyValues(images);
+        int batch = images.Shape[0];
+        using var cache = new KeyValueCache(batch, model.Backbone.Config, dtype, long.MaxValue, null, "test");
+        for (int b = 0; b < batch; b++) cache.Store(batch - 1 - b, captured, b);
+        (float[] Logits, float[][] Grads) Step(QueryTunedVit.KeyValues kv)
+        {
+            var logits = model.ForwardCached(kv, keepForBackward: true);
+            var d = new Tensor(logits.Shape);
+            CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, d.Data);
+            model.ZeroGrad(); model.Backward(d);
+            return (logits.Data, model.Parameters.Select(p => (float[])p.Grad.Data.Clone()).ToArray());
+        }
+        var fromPass = Step(model.CaptureKeyValues(images));
+        var fromCache = Step(cache.Load(Enumerable.Range(0, batch).Select(b => batch - 1 - b).ToArray()));
+        if (dtype == TensorDType.F32)
+        {
+            Assert.Equal(fromPass.Logits, fromCache.Logits);
+            for (int i = 0; i < fromPass.Grads.Length; i++) Assert.Equal(fromPass.Grads[i], fromCache.Grads[i]);
+        }
+        else
+        {
+            Numerics.AssertClose(fromPass.Logits, fromCache.Logits, 1e-3, 1e-2, "logits from an F16 cache");
+            Assert.NotEqual(fromPass.Logits, fromCache.Logits);   // the cache really was read (rounded), not the pass's arrays
+        }
+    }
+
+    [Theory]
+    [InlineData(TensorDType.F32)]
+    [InlineData(TensorDType.F16)]
     [InlineData(TensorDType.BF16)]
     public void CacheRoundTripsKeyValuesAndRefusesAForeignFile(TensorDType dtype)
     {
@@ -85,8 +119,26 @@ public class QueryTuningTests
             for (int b = 0; b < 3; b++) cache.Store(2 - b, kv, b);
             var back = cache.Load([2, 1, 0]);
             double tol = dtype == TensorDType.F32 ? 0 : dtype == TensorDType.F16 ? 2e-3 : 1e-2;
+            int per = config.NumTokens * 2 * config.Dim, hd = config.HeadDim, n = config.NumTokens;
             for (int l = 0; l < config.Depth; l++)
-                Numerics.AssertClose(kv.Layer(l), back.Layer(l), 1e-6, tol, $"layer {l} {dtype}");
+                for (int b = 0; b < 3; b++)
+                {
+                    var (want, got) = (new float[per], new float[per]);
+                    kv.Layer(l).ReadSample(b, want);
+                    back.Layer(l).ReadSample(b, got);   // Load([2, 1, 0]): sample b is image 2 − b, where sample b was stored
+                    Numerics.AssertClose(want, got, 1e-6, tol, $"layer {l} sample {b} {dtype}");
+                    // a head's columns, as attention reads them: the same rounded values
+                    for (int h = 0; h < config.Heads; h++)
+                    {
+                        var (k, v) = (new float[n * hd], new float[n * hd]);
+                        back.Layer(l).ReadHead(b, h, hd, k, v);
+                        for (int r = 0; r < n; r++)
+                        {
+                            Assert.Equal(got.AsSpan(r * 2 * config.Dim + h * hd, hd).ToArray(), k.AsSpan(r * hd, hd).ToArray());
+                            Assert.Equal(got.AsSpan(r * 2 * config.Dim + config.Dim + h * hd, hd).ToArray(), v.AsSpan(r * hd, hd).ToArray());
+                        }
+                    }
+                }
             Assert.Equal(kv.ClassToken, back.ClassToken);
         }
         using (var again = new KeyValueCache(3, config, dtype, 0, dir.Path, "backbone=a;size=16;data=x"))

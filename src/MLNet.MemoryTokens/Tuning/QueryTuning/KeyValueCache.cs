@@ -2,6 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Security.Cryptography;
 using System.Text;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Tuning.QueryTuning;
@@ -105,43 +106,88 @@ public sealed unsafe class KeyValueCache : IDisposable
 
     Span<byte> ImageSpan(int index) => new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
 
+    float[] _row = [];
+
     /// <summary>Stores sample <paramref name="b"/> of a captured batch as image <paramref name="index"/>.</summary>
     public void Store(int index, QueryTunedVit.KeyValues kv, int b)
     {
         var dst = ImageSpan(index);
         int per = _config.NumTokens * 2 * _config.Dim, d = _config.Dim;
+        if (kv.Layers != _config.Depth || kv.Tokens != _config.NumTokens) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens and {kv.Layers} layers; the cache holds {_config.NumTokens} and {_config.Depth}.");
+        if (_row.Length != per) _row = new float[per];
         for (int l = 0; l < _config.Depth; l++)
-            ElementConversion.FromSingle(DType, kv.Layer(l).AsSpan(b * per, per), dst.Slice(l * per * _elementSize, per * _elementSize));
+        {
+            kv.Layer(l).ReadSample(b, _row);
+            ElementConversion.FromSingle(DType, _row, dst.Slice(l * per * _elementSize, per * _elementSize));
+        }
         kv.ClassToken.AsSpan(b * d, d).CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(dst[(_config.Depth * per * _elementSize)..]));
         _filled[index] = true;
     }
 
-    QueryTunedVit.KeyValues? _batch;
-    float[][] _layers = [];
+    CachedBatch? _batch;
 
-    /// <summary>The batch of cached images as float32 key/values, exactly what was stored (dtype-rounded), every layer widened
-    /// once per step (forward and backward both read each layer; widening twice would cost more than the query paths).
-    /// The arrays are reused by the next call.</summary>
+    /// <summary>A batch of cached images: class tokens copied out, keys/values read in place (attention widens each image's
+    /// head to float32 as it reads it, so no float32 copy of the batch is made). Valid until the next call.</summary>
     public QueryTunedVit.KeyValues Load(IReadOnlyList<int> indices)
     {
         int per = _config.NumTokens * 2 * _config.Dim, d = _config.Dim, batch = indices.Count;
         foreach (var i in indices)
-            if (!_filled[i]) throw new InvalidOperationException($"Image {i} is not in the VQT cache yet.");
-        if (_batch is null || _batch.Batch != batch)
+            if ((uint)i >= (uint)Count || !_filled[i]) throw new InvalidOperationException($"Image {i} is not in the VQT cache{((uint)i >= (uint)Count ? $" (it holds {Count})" : " yet")}.");
+        if (_batch is null || _batch.Batch != batch) _batch = new CachedBatch(this, batch);
+        for (int b = 0; b < batch; b++)
         {
-            _layers = Enumerable.Range(0, _config.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * per, pinned: true)).ToArray();
-            _batch = QueryTunedVit.Captured(_layers, new float[batch * d], batch, _config.NumTokens);
+            _batch.Images[b] = indices[b];
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ImageSpan(indices[b])[(_config.Depth * per * _elementSize)..])[..d].CopyTo(_batch.ClassToken.AsSpan(b * d, d));
         }
-        var cls = _batch.ClassToken;
-        var type = DType switch { TensorDType.F16 => ElementType.F16, TensorDType.BF16 => ElementType.BF16, _ => ElementType.F32 };
-        Kernels.Parallelism.For(0, batch, b =>
-        {
-            var src = ImageSpan(indices[b]);
-            for (int l = 0; l < _config.Depth; l++)
-                ElementConversion.ToSingle(type, src.Slice(l * per * _elementSize, per * _elementSize), _layers[l].AsSpan(b * per, per));
-            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(src[(_config.Depth * per * _elementSize)..])[..d].CopyTo(cls.AsSpan(b * d, d));
-        });
         return _batch;
+    }
+
+    sealed class CachedBatch : QueryTunedVit.KeyValues
+    {
+        public readonly int[] Images;
+        readonly CachedLayer[] _layers;
+        public CachedBatch(KeyValueCache cache, int batch) : base(new float[batch * cache._config.Dim], batch, cache._config.NumTokens)
+        {
+            Images = new int[batch];
+            _layers = Enumerable.Range(0, cache._config.Depth).Select(l => new CachedLayer(cache, this, l)).ToArray();
+        }
+        public override int Layers => _layers.Length;
+        public override ExternalKeyValues Layer(int layer) => _layers[layer];
+    }
+
+    /// <summary>One layer's keys/values of a loaded batch, widened from the cache's dtype as attention asks.</summary>
+    sealed class CachedLayer(KeyValueCache cache, CachedBatch batch, int layer) : ExternalKeyValues(cache._config.NumTokens, cache._config.Dim)
+    {
+        byte* Rows0(int sample) => cache._base + HeaderBytes + batch.Images[sample] * cache.BytesPerImage + (long)layer * Rows * 2 * Dim * cache._elementSize;
+
+        public override void ReadHead(int sample, int head, int headDim, Span<float> keys, Span<float> values)
+        {
+            if (keys.Length < Rows * headDim || values.Length < Rows * headDim) throw new ArgumentException("Key/value buffers too small.");
+            int es = cache._elementSize;
+            byte* row = Rows0(sample);
+            fixed (float* k = keys) fixed (float* v = values)
+                for (int r = 0; r < Rows; r++, row += 2 * Dim * es)
+                {
+                    Widen(row + head * headDim * es, k + r * headDim, headDim);
+                    Widen(row + (Dim + head * headDim) * es, v + r * headDim, headDim);
+                }
+        }
+
+        public override void ReadSample(int sample, Span<float> rows)
+        {
+            if (rows.Length < Rows * 2 * Dim) throw new ArgumentException("Row buffer too small.");
+            fixed (float* p = rows) Widen(Rows0(sample), p, Rows * 2 * Dim);
+        }
+
+        void Widen(byte* src, float* dst, int n)
+        {
+            switch (cache.DType)
+            {
+                case TensorDType.F16: ElementConversion.HalfToSingle((ushort*)src, dst, n); break;
+                case TensorDType.BF16: ElementConversion.BFloat16ToSingle((ushort*)src, dst, n); break;
+                default: Buffer.MemoryCopy(src, dst, (long)n * 4, (long)n * 4); break;
+            }
+        }
     }
 
     public void Dispose()

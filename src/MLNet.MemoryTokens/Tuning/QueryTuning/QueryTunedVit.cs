@@ -61,7 +61,7 @@ public sealed class QueryTunedVit : ITunedModel
     }
 
     /// <summary>What the frozen backbone gives VQT for a batch: per layer the original tokens' keys and values
-    /// [B, N, 2D] (pinned, k then v in each row) and the final-norm class token [B, D].</summary>
+    /// (per sample [N, 2D], k then v in each row) and the final-norm class token [B, D].</summary>
     public abstract class KeyValues(float[] classToken, int batch, int tokens)
     {
         /// <summary>[B, D] the final-norm class token of every image.</summary>
@@ -69,18 +69,17 @@ public sealed class QueryTunedVit : ITunedModel
         public int Batch { get; } = batch;
         public int Tokens { get; } = tokens;
         public abstract int Layers { get; }
-        /// <summary>Layer <paramref name="layer"/>'s keys and values [B, N, 2D] (pinned, k then v per row), valid until the next call.</summary>
-        public abstract float[] Layer(int layer);
+        /// <summary>Layer <paramref name="layer"/>'s keys and values, valid until the next call that produced them.</summary>
+        public abstract ExternalKeyValues Layer(int layer);
     }
 
-    /// <summary>Keys/values of every layer already in float32 ([L][B, N, 2D] pinned arrays) and class tokens [B, D].</summary>
-    public static KeyValues Captured(float[][] perLayer, float[] classToken, int batch, int tokens) => new CapturedKeyValues(perLayer, classToken, batch, tokens);
-
-    /// <summary>Keys/values of every layer held in float32: what a backbone pass produces.</summary>
-    sealed class CapturedKeyValues(float[][] perLayer, float[] classToken, int batch, int tokens) : KeyValues(classToken, batch, tokens)
+    /// <summary>Keys/values of every layer held in float32 ([L][B, N, 2D]): what a backbone pass produces.</summary>
+    sealed class CapturedKeyValues(float[][] perLayer, float[] classToken, int batch, int tokens, int dim) : KeyValues(classToken, batch, tokens)
     {
+        readonly ExternalKeyValues[] _layers = perLayer.Select(a => ExternalKeyValues.Float32(a, tokens, dim)).ToArray();
+        public float[] Array(int layer) => perLayer[layer];
         public override int Layers => perLayer.Length;
-        public override float[] Layer(int layer) => perLayer[layer];
+        public override ExternalKeyValues Layer(int layer) => _layers[layer];
     }
 
     CapturedKeyValues? _captured;
@@ -98,12 +97,12 @@ public sealed class QueryTunedVit : ITunedModel
     {
         int batch = images.Shape[0], n = C.NumTokens, d = C.Dim;
         if (_captured is null || _captured.Batch != batch)
-            _captured = new CapturedKeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d, pinned: true)).ToArray(),
-                new float[batch * d], batch, n);
+            _captured = new CapturedKeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d)).ToArray(),
+                new float[batch * d], batch, n, d);
         var captured = _captured;
         var features = Backbone.ForwardFeatures(images, (layer, qkv) =>
         {
-            var kv = captured.Layer(layer);
+            var kv = captured.Array(layer);
             for (long r = 0; r < (long)batch * n; r++) Array.Copy(qkv, r * 3 * d + d, kv, r * 2 * d, 2 * d);
         });
         for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, _captured.ClassToken, b * d, d);
@@ -123,7 +122,7 @@ public sealed class QueryTunedVit : ITunedModel
     public Tensor ForwardCached(KeyValues kv, bool keepForBackward)
     {
         int batch = kv.Batch, t = QueryTokens, d = C.Dim, L = C.Depth, f = FeatureDim;
-        if (kv.Tokens != C.NumTokens || kv.Layers != L) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens and {kv.Layers} layers; the backbone has {C.NumTokens} and {L}.");
+        if (kv.Tokens != C.NumTokens || kv.Layers != L || kv.Layer(0).Dim != d) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens, {kv.Layers} layers, width {kv.Layer(0).Dim}; the backbone has {C.NumTokens}, {L}, {d}.");
         bool dropout = keepForBackward && QueryDropout > 0;
         if (_outputs.Length != L || _outputs[0].Length != batch * t * d)
         {
@@ -147,7 +146,7 @@ public sealed class QueryTunedVit : ITunedModel
                 TensorPrimitives.Multiply(q, mb, xb);
             }
             // z = q + Proj(Attn(LN1(q), K_l, V_l)); out = z + MLP(LN2(z)), in place in _outputs[l]
-            Backbone.Blocks[l].Forward(_outputs[l], batch, t, [], groups, _tapes[l], keepForBackward, new ExternalKeyValues(kv.Layer(l), kv.Tokens));
+            Backbone.Blocks[l].Forward(_outputs[l], batch, t, [], groups, _tapes[l], keepForBackward, kv.Layer(l));
         }
         // features [B, F]: normalise(cls) | normalise(out_1 flattened) | ... | normalise(out_L flattened)
         _head ??= new QueryFeatures(d, L, t);
@@ -226,6 +225,8 @@ public sealed class QueryTunedVit : ITunedModel
     /// <summary>The VQT feature vector of the last forward, as the head reads it: [B, D·(1 + L·T)], or [B, K] after compression.</summary>
     public Tensor LastFeatures(int batch) => new([batch, HeadInput], HeadInputs(_head!.Features, batch).AsSpan(0, batch * HeadInput).ToArray());
 
+    float[] _dF = [], _dKept = [];
+
     public void Backward(Tensor dLogits)
     {
         if (!_taped || _kv is null) throw new InvalidOperationException("Backward needs a Forward with keepForBackward = true first.");
@@ -234,13 +235,17 @@ public sealed class QueryTunedVit : ITunedModel
         int batch = kv.Batch, t = QueryTokens, d = C.Dim, L = C.Depth, f = FeatureDim;
         var g = _parameters.ToDictionary(p => p.Name, p => p.Grad.Data);
         // forward: logits = F Whᵀ + bh              → dF = dlogits Wh; dWh += dlogitsᵀ F; dbh += Σ dlogits
-        var dF = new float[batch * f];
+        if (_dF.Length != batch * f) _dF = new float[batch * f];   // reused: a fresh one each step would pile up on the large-object heap
+        var dF = _dF;
+        Array.Clear(dF);
         if (KeptFeatures is null)
             Linear.Backward(dF, g["head.weight"], g["head.bias"], dLogits.Data, _head!.Features, HeadWeight.Data, batch, f, NumClasses);
         else
         {
             int k = KeptFeatures.Length;
-            var dKept = new float[batch * k];
+            if (_dKept.Length != batch * k) _dKept = new float[batch * k];
+            var dKept = _dKept;
+            Array.Clear(dKept);
             Linear.Backward(dKept, g["head.weight"], g["head.bias"], dLogits.Data, _kept, HeadWeight.Data, batch, k, NumClasses);
             for (int b = 0; b < batch; b++)
                 for (int j = 0; j < k; j++) dF[b * f + KeptFeatures[j]] = dKept[b * k + j];
@@ -252,7 +257,7 @@ public sealed class QueryTunedVit : ITunedModel
             // forward: F_l = out_l / ‖out_l‖            → dout_l = (dF_l − F_l (F_l·dF_l)) / ‖out_l‖
             _head!.BackwardLayer(dF, l, _x);
             // through block l's query path (keys/values frozen) → gradient of its input, the (dropped-out) queries
-            Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, new ExternalKeyValues(kv.Layer(l), kv.Tokens));
+            Backbone.Blocks[l].Backward(_x, batch, t, [], groups, _tapes[l], [], null, kv.Layer(l));
             var dq = dQueries.AsSpan(l * t * d, t * d);
             for (int b = 0; b < batch; b++)
             {
