@@ -45,6 +45,16 @@ public static unsafe class Gelu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Forward(Vector512<float> x) => Vector512.Create(0.5f) * x * Erfc(x * Vector512.Create(-InvSqrt2));
 
+    /// <summary>gelu(x) and gelu'(x) for 16 lanes from one erfc: what a training forward keeps so backward needs no erfc.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Forward(Vector512<float> x, out Vector512<float> derivative)
+    {
+        var erfc = Erfc(x * Vector512.Create(-InvSqrt2));
+        var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+        derivative = Vector512.FusedMultiplyAdd(x, pdf, Vector512.Create(0.5f) * erfc);   // the same bits as Derivative(x)
+        return Vector512.Create(0.5f) * x * erfc;                                           // the same bits as Forward(x)
+    }
+
     /// <summary>gelu'(x) = Φ(x) + x·φ(x) for 16 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Derivative(Vector512<float> x)
@@ -80,6 +90,23 @@ public static unsafe class Gelu
         {
             float x = input[i];
             output[i] = 0.5f * x * Erfc(-x * InvSqrt2);
+        }
+    }
+
+    /// <summary>out = gelu'(inp), element-wise (the multiplier GELU's backward applies); out may alias inp.</summary>
+    public static void Derivative(Span<float> output, ReadOnlySpan<float> input)
+    {
+        if (output.Length < input.Length) throw new ArgumentException("GELU derivative output is shorter than its input.");
+        fixed (float* po = output) fixed (float* pi = input)
+        {
+            int i = 0, n = input.Length;
+            if (Vector512.IsHardwareAccelerated)
+                for (; i <= n - 16; i += 16) Derivative(Vector512.Load(pi + i)).Store(po + i);
+            for (; i < n; i++)
+            {
+                float x = pi[i];
+                po[i] = 0.5f * Erfc(-x * InvSqrt2) + x * (InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+            }
         }
     }
 

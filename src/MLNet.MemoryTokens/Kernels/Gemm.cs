@@ -9,10 +9,10 @@ namespace MLNet.MemoryTokens.Kernels;
 internal enum Epilogue
 {
     None,
-    /// <summary>C = gelu(acc + bias); the pre-activation acc + bias also goes to aux when given (backward needs it).</summary>
+    /// <summary>C = gelu(acc + bias); gelu'(acc + bias) goes to aux when given (what backward multiplies by).</summary>
     Gelu,
-    /// <summary>C = acc ⊙ gelu'(aux): the GELU backward applied to the product dout·W.</summary>
-    GeluGrad,
+    /// <summary>C = acc ⊙ aux: the GELU backward applied to the product dout·W, aux holding the forward's gelu'.</summary>
+    MultiplyByAux,
 }
 
 /// <summary>Which micro-kernel a GEMM runs: the widest the CPU accelerates by default, narrower ones for tests and fallbacks.</summary>
@@ -133,7 +133,7 @@ public static unsafe class Gemm
     {
         if (m == 0 || b.N == 0) return;
         if (b.K == 0) throw new ArgumentException("Packed B has K = 0.");
-        if (epilogue != Epilogue.None && (b.K > KC || beta != 0f || b.Kernel != GemmKernel.Vector512 || (epilogue == Epilogue.GeluGrad && aux == null)))
+        if (epilogue != Epilogue.None && (b.K > KC || beta != 0f || b.Kernel != GemmKernel.Vector512 || (epilogue == Epilogue.MultiplyByAux && aux == null)))
             throw new ArgumentException("GEMM epilogues run on the Vector512 kernel, in one K block, with beta = 0 (and GeluGrad needs its aux input).");
         fixed (float* pb = b.Data)
             MultiplyPacked(transA, m, b.N, b.K, a, lda, pb, c, ldc, beta, parallel, b.Kernel, TileOf(b.Kernel), bias, epilogue, aux);
@@ -230,40 +230,43 @@ public static unsafe class Gemm
     static void PackA(bool transA, int rows, int kc, float* a, int lda, int i0, int k0, float* dst, int mr)
     {
         int strips = (rows + mr - 1) / mr;
-        for (int s = 0; s < strips; s++)
+        if (transA)
         {
-            int r0 = s * mr, valid = Math.Min(mr, rows - r0);
-            float* d = dst + (long)s * kc * mr;
-            if (!transA)
+            // op(A)[i, kk] = A[kk*lda + i]: walk each row of A once, left to right, handing every strip its MR values (reading
+            // strip by strip instead strides down all kc rows once per strip: the weight-gradient GEMMs, K = 6,304, lost a third)
+            for (int kk = 0; kk < kc; kk++)
             {
-                int kk0 = 0;
-                if (mr == 8 && valid == 8 && Avx.IsSupported)
+                float* src = a + (long)(k0 + kk) * lda + i0;
+                for (int st = 0; st < strips; st++)
                 {
-                    // 8 rows × 8 k at a time: load 8 row pieces, transpose in registers, store 8 contiguous k-slices.
-                    float* src0 = a + (long)(i0 + r0) * lda + k0;
-                    for (; kk0 <= kc - 8; kk0 += 8) Transpose8x8(src0 + kk0, lda, d + kk0 * 8, 8);
-                }
-                for (int r = 0; r < valid; r++)
-                {
-                    float* src = a + (long)(i0 + r0 + r) * lda + k0;
-                    for (int kk = kk0; kk < kc; kk++) d[kk * mr + r] = src[kk];
-                }
-                for (int r = valid; r < mr; r++)
-                    for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = 0f;
-            }
-            else
-            {
-                // op(A)[i, kk] = A[kk*lda + i]: each K step reads MR contiguous values.
-                for (int kk = 0; kk < kc; kk++)
-                {
-                    float* src = a + (long)(k0 + kk) * lda + i0 + r0;
-                    float* row = d + kk * mr;
-                    if (valid == 8 && mr == 8) { Vector256.Store(Vector256.Load(src), row); continue; }
+                    int r0 = st * mr, valid = Math.Min(mr, rows - r0);
+                    float* row = dst + (long)st * kc * mr + kk * mr;
+                    if (valid == 8 && mr == 8) { Vector256.Store(Vector256.Load(src + r0), row); continue; }
                     int r = 0;
-                    for (; r < valid; r++) row[r] = src[r];
+                    for (; r < valid; r++) row[r] = src[r0 + r];
                     for (; r < mr; r++) row[r] = 0f;
                 }
             }
+            return;
+        }
+        for (int st = 0; st < strips; st++)
+        {
+            int r0 = st * mr, valid = Math.Min(mr, rows - r0);
+            float* d = dst + (long)st * kc * mr;
+            int kk0 = 0;
+            if (mr == 8 && valid == 8 && Avx.IsSupported)
+            {
+                // 8 rows × 8 k at a time: load 8 row pieces, transpose in registers, store 8 contiguous k-slices.
+                float* src0 = a + (long)(i0 + r0) * lda + k0;
+                for (; kk0 <= kc - 8; kk0 += 8) Transpose8x8(src0 + kk0, lda, d + kk0 * 8, 8);
+            }
+            for (int r = 0; r < valid; r++)
+            {
+                float* src = a + (long)(i0 + r0 + r) * lda + k0;
+                for (int kk = kk0; kk < kc; kk++) d[kk * mr + r] = src[kk];
+            }
+            for (int r = valid; r < mr; r++)
+                for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = 0f;
         }
     }
 
@@ -372,7 +375,7 @@ public static unsafe class Gemm
                                             {
                                                 bool inside = r < valid && j < cols;
                                                 edge[r * nr + j] += inside && blockBias != null ? blockBias[j] : 0f;
-                                                edgeAux[r * nr + j] = inside && epilogue == Epilogue.GeluGrad ? auxp[(long)r * ldc + j] : 0f;
+                                                edgeAux[r * nr + j] = inside && epilogue == Epilogue.MultiplyByAux ? auxp[(long)r * ldc + j] : 0f;
                                             }
                                         ApplyEpilogue(epilogue, edge, nr, edgeAux, nr);
                                         for (int r = 0; r < valid; r++)
@@ -435,12 +438,13 @@ public static unsafe class Gemm
             {
                 float* pc = c + (long)r * ldc + j;
                 var v = Vector512.Load(pc);
-                if (epilogue == Epilogue.Gelu)
+                if (epilogue == Epilogue.MultiplyByAux) (v * Vector512.Load(aux + (long)r * ldAux + j)).Store(pc);
+                else if (aux == null) Gelu.Forward(v).Store(pc);
+                else
                 {
-                    if (aux != null) v.Store(aux + (long)r * ldAux + j);
-                    Gelu.Forward(v).Store(pc);
+                    Gelu.Forward(v, out var derivative).Store(pc);
+                    derivative.Store(aux + (long)r * ldAux + j);
                 }
-                else (v * Gelu.Derivative(Vector512.Load(aux + (long)r * ldAux + j))).Store(pc);
             }
     }
 

@@ -17,37 +17,40 @@ public static unsafe class Linear
             Gemm.Multiply(false, rows, pi, k, weight, po, n, accumulate ? 1f : 0f, parallel: true, bias.IsEmpty ? null : pb);
     }
 
-    /// <summary>out = gelu(inp · Wᵀ + bias), with the pre-activation kept in <paramref name="preActivation"/> when given (backward
-    /// needs it): the activation applied to each tile as the GEMM finishes it, not in a second pass over [R, N].</summary>
-    public static void ForwardGelu(Span<float> preActivation, Span<float> output, ReadOnlySpan<float> input, Gemm.PackedB weight, ReadOnlySpan<float> bias, int rows)
+    /// <summary>out = gelu(inp · Wᵀ + bias), with gelu' of the pre-activation kept in <paramref name="derivative"/> when given
+    /// (what backward multiplies by): the activation applied to each tile as the GEMM finishes it, not in a second pass over
+    /// [R, N], and the one erfc per element shared by both.</summary>
+    public static void ForwardGelu(Span<float> derivative, Span<float> output, ReadOnlySpan<float> input, Gemm.PackedB weight, ReadOnlySpan<float> bias, int rows)
     {
         int n = weight.N, k = weight.K;
-        if (input.Length < (long)rows * k || output.Length < (long)rows * n || (!preActivation.IsEmpty && preActivation.Length < (long)rows * n))
+        if (input.Length < (long)rows * k || output.Length < (long)rows * n || (!derivative.IsEmpty && derivative.Length < (long)rows * n))
             throw new ArgumentException($"Linear+GELU expects input [{rows}, {k}] and outputs [{rows}, {n}].");
         if (!Gemm.SupportsEpilogue(weight))
         {
-            var pre = preActivation.IsEmpty ? output : preActivation;
+            var pre = output[..(rows * n)];
             Forward(pre, input, weight, bias, rows);
-            Gelu.Forward(output[..(rows * n)], pre[..(rows * n)]);
+            if (!derivative.IsEmpty) Gelu.Derivative(derivative[..(rows * n)], pre);
+            Gelu.Forward(pre, pre);
             return;
         }
-        fixed (float* po = output) fixed (float* pp = preActivation) fixed (float* pi = input) fixed (float* pb = bias)
-            Gemm.Multiply(false, rows, pi, k, weight, po, n, 0f, parallel: true, bias.IsEmpty ? null : pb, Epilogue.Gelu, preActivation.IsEmpty ? null : pp);
+        fixed (float* po = output) fixed (float* pd = derivative) fixed (float* pi = input) fixed (float* pb = bias)
+            Gemm.Multiply(false, rows, pi, k, weight, po, n, 0f, parallel: true, bias.IsEmpty ? null : pb, Epilogue.Gelu, derivative.IsEmpty ? null : pd);
     }
 
-    /// <summary>dHidden = (dout · W) ⊙ gelu'(preActivation): the input gradient of FC2 and GELU's backward in one GEMM
-    /// (W packed with transB = false: K = out features, N = in features).</summary>
-    public static void BackwardInputGelu(Span<float> dHidden, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, ReadOnlySpan<float> preActivation, int rows)
+    /// <summary>dHidden = (dout · W) ⊙ geluDerivative: the input gradient of FC2 and GELU's backward in one GEMM
+    /// (W packed with transB = false: K = out features, N = in features; geluDerivative as <see cref="ForwardGelu"/> kept it).</summary>
+    public static void BackwardInputGelu(Span<float> dHidden, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, ReadOnlySpan<float> geluDerivative, int rows)
     {
         int n = weightForBackward.N;
+        if (geluDerivative.Length < (long)rows * n) throw new ArgumentException($"The GELU derivative has {geluDerivative.Length} elements; [{rows}, {n}] needed.");
         if (!Gemm.SupportsEpilogue(weightForBackward))
         {
             BackwardInput(dHidden, dOutput, weightForBackward, rows, accumulate: false);
-            Gelu.Backward(dHidden[..(rows * n)], preActivation[..(rows * n)], dHidden[..(rows * n)], accumulate: false);
+            TensorPrimitives.Multiply(dHidden[..(rows * n)], geluDerivative[..(rows * n)], dHidden[..(rows * n)]);
             return;
         }
-        fixed (float* pd = dHidden) fixed (float* po = dOutput) fixed (float* pa = preActivation)
-            Gemm.Multiply(false, rows, po, weightForBackward.K, weightForBackward, pd, n, 0f, parallel: true, null, Epilogue.GeluGrad, pa);
+        fixed (float* pd = dHidden) fixed (float* po = dOutput) fixed (float* pa = geluDerivative)
+            Gemm.Multiply(false, rows, po, weightForBackward.K, weightForBackward, pd, n, 0f, parallel: true, null, Epilogue.MultiplyByAux, pa);
     }
 
     /// <summary>Unpacked form (weights that change every step): out = inp · Wᵀ + bias (+ out when accumulating).</summary>

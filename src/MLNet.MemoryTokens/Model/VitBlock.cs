@@ -94,7 +94,7 @@ internal sealed class VitBlock
         if (keep) Array.Copy(x, tape.Mid, (long)rows * d);
         // x ← x + FC2(GELU(FC1(LN2(x))))
         LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, x, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
-        Linear.ForwardGelu(keep ? tape.Fc1 : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
+        Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
         Linear.Forward(x, tape.Gelu, Fc2Packed, Fc2B.Data, rows, accumulate: true);
     }
 
@@ -127,8 +127,8 @@ internal sealed class VitBlock
         var s = tape.Scratch;
         s.Ensure(c, rows);
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
-        //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM
-        Linear.BackwardInputGelu(s.DHidden2, dx, Fc2PackedT, tape.Fc1, rows);
+        //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM (gelu' kept by forward)
+        Linear.BackwardInputGelu(s.DHidden2, dx, Fc2PackedT, tape.GeluDerivative, rows);
         if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, dx, tape.Gelu, Fc2W.Data, rows, f, d);
         // forward: Fc1 = Ln2 Wfc1ᵀ + b1           → dLn2 = dFc1 Wfc1
         Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, rows, accumulate: false);
@@ -199,7 +199,7 @@ internal sealed class BlockGrads(VitConfig c)
 internal sealed class BlockTape
 {
     public int Batch = -1, SeqRows = -1;
-    public float[] Input = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Qkv = [], Attn = [], Mid = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], Fc1 = [], Gelu = [];
+    public float[] Input = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Qkv = [], Attn = [], Mid = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], GeluDerivative = [], Gelu = [];
     public float[][] Probs = [];
     public int[] MemRows = [];
     public float[][] MemLn1 = [], MemMean = [], MemRstd = [], MemQkv = [], DMemQkv = [], DMemQkvSum = [], DMemLn1 = [];
@@ -220,7 +220,7 @@ internal sealed class BlockTape
         if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
         {
             Input = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
-            Qkv = Pinned(rows * 3 * d); Mid = Pinned(rows * d); Ln2Mean = Pinned(rows); Ln2Rstd = Pinned(rows); Fc1 = Pinned(rows * c.MlpDim);
+            Qkv = Pinned(rows * 3 * d); Mid = Pinned(rows * d); Ln2Mean = Pinned(rows); Ln2Rstd = Pinned(rows); GeluDerivative = Pinned(rows * c.MlpDim);
             if (weightInputs) { Ln1 = Pinned(rows * d); Ln2 = Pinned(rows * d); Attn = Pinned(rows * d); Gelu = Pinned(rows * c.MlpDim); }
             else
             {

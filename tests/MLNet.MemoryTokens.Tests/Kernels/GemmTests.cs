@@ -70,18 +70,19 @@ public class GemmTests
     {
         var x = Numerics.Random(m * k, 1, 2f); var w = Numerics.Random(n * k, 2); var bias = Numerics.Random(n, 3);
         var packed = Gemm.Pack(true, k, n, w, k);
-        // forward: separate GEMM + GELU vs the fused epilogue (with and without keeping the pre-activation)
+        // forward: separate GEMM + GELU (+ its derivative) vs the fused epilogue (with and without keeping the derivative)
         // the reference GELU runs on a buffer padded to whole vectors: the fused path is the vector arithmetic everywhere
         int padded = (m * n + 15) / 16 * 16;
-        var pre = new float[padded]; var post = new float[padded];
+        var pre = new float[padded]; var post = new float[padded]; var slope = new float[padded];
         Linear.Forward(pre, x, packed, bias, m);
         Gelu.Forward(post, pre);
-        pre = pre[..(m * n)]; post = post[..(m * n)];
-        var fusedPre = new float[m * n]; var fusedPost = new float[m * n]; var onlyPost = new float[m * n];
-        Linear.ForwardGelu(fusedPre, fusedPost, x, packed, bias, m);
+        Gelu.Derivative(slope, pre);
+        pre = pre[..(m * n)]; post = post[..(m * n)]; slope = slope[..(m * n)];
+        var fusedSlope = new float[m * n]; var fusedPost = new float[m * n]; var onlyPost = new float[m * n];
+        Linear.ForwardGelu(fusedSlope, fusedPost, x, packed, bias, m);
         Linear.ForwardGelu(default, onlyPost, x, packed, bias, m);
-        Assert.Equal(pre, fusedPre); Assert.Equal(post, fusedPost); Assert.Equal(post, onlyPost);
-        // backward: dHidden = (dy · W) ⊙ gelu'(pre), W [k, n] packed untransposed
+        Assert.Equal(slope, fusedSlope); Assert.Equal(post, fusedPost); Assert.Equal(post, onlyPost);
+        // backward: dHidden = (dy · W) ⊙ gelu'(pre), W [k, n] packed untransposed, gelu' as the forward kept it
         var dy = Numerics.Random(m * k, 4);
         var packedT = Gemm.Pack(false, k, n, w, n);
         var expected = new float[padded];
@@ -89,7 +90,7 @@ public class GemmTests
         Gelu.Backward(expected, [.. pre, .. new float[padded - m * n]], expected, accumulate: false);
         expected = expected[..(m * n)];
         var fused = new float[m * n];
-        Linear.BackwardInputGelu(fused, dy, packedT, pre, m);
+        Linear.BackwardInputGelu(fused, dy, packedT, fusedSlope, m);
         Assert.Equal(expected, fused);
     }
 

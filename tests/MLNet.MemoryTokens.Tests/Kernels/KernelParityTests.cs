@@ -37,6 +37,13 @@ public class KernelParityTests
         var ys = new float[7];
         Gelu.Forward(ys, x.AsSpan(3, 7));
         Numerics.AssertClose(y.AsSpan(3, 7), ys, 1e-7, 1e-6, "gelu tail");
+        // gelu' (what a training forward keeps for backward) times dy is PyTorch's dx, on the vector path and the scalar tail
+        var slope = new float[x.Length];
+        Gelu.Derivative(slope, x);
+        Numerics.AssertClose(D("gelu.dx"), slope.Zip(D("gelu.dy"), (g, dy) => g * dy).ToArray(), 2e-6, 2e-6, "gelu' · dy");
+        var slopeTail = new float[7];
+        Gelu.Derivative(slopeTail, x.AsSpan(3, 7));
+        Numerics.AssertClose(slope.AsSpan(3, 7), slopeTail, 1e-7, 1e-6, "gelu' tail");
     }
 
     [Fact]
