@@ -4,7 +4,8 @@ using System.Runtime.Intrinsics;
 namespace MLNet.MemoryTokens.Kernels;
 
 /// <summary>Exact GELU, x·Φ(x) = ½·x·erfc(−x/√2), forward and backward.</summary>
-/// <remarks>erfc by the Chebyshev fit of Numerical Recipes (erfcc: relative error below 1.2e-7 everywhere). Writing Φ through
+/// <remarks>erfc by the Chebyshev fit of Numerical Recipes (erfcc: relative error below 1.2e-7 everywhere), its exp by
+/// <see cref="Exponential"/>. Writing Φ through
 /// erfc rather than 1 + erf keeps the negative tail accurate, where 1 + erf is tiny and an absolute-error erf loses digits.</remarks>
 public static unsafe class Gelu
 {
@@ -19,7 +20,7 @@ public static unsafe class Gelu
         float az = MathF.Abs(z);
         float t = 1f / (1f + 0.5f * az);
         float poly = C0 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * (C7 + t * (C8 + t * C9))))))));
-        float r = t * MathF.Exp(-az * az + poly);
+        float r = t * Exponential.Exp(-az * az + poly);
         return z >= 0 ? r : 2f - r;
     }
 
@@ -37,7 +38,7 @@ public static unsafe class Gelu
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C2));
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C1));
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(C0));
-        var r = t * Vector512.Exp(poly - az * az);
+        var r = t * Exponential.Exp(poly - az * az);
         return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(z, Vector512<float>.Zero), r, Vector512.Create(2f) - r);
     }
 
@@ -50,7 +51,7 @@ public static unsafe class Gelu
     internal static Vector512<float> Forward(Vector512<float> x, out Vector512<float> derivative)
     {
         var erfc = Erfc(x * Vector512.Create(-InvSqrt2));
-        var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+        var pdf = Vector512.Create(InvSqrt2Pi) * Exponential.Exp(Vector512.Create(-0.5f) * x * x);
         derivative = Vector512.FusedMultiplyAdd(x, pdf, Vector512.Create(0.5f) * erfc);   // the same bits as Derivative(x)
         return Vector512.Create(0.5f) * x * erfc;                                           // the same bits as Forward(x)
     }
@@ -60,7 +61,7 @@ public static unsafe class Gelu
     internal static Vector512<float> Derivative(Vector512<float> x)
     {
         var cdf = Vector512.Create(0.5f) * Erfc(x * Vector512.Create(-InvSqrt2));
-        var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+        var pdf = Vector512.Create(InvSqrt2Pi) * Exponential.Exp(Vector512.Create(-0.5f) * x * x);
         return Vector512.FusedMultiplyAdd(x, pdf, cdf);
     }
 
@@ -105,7 +106,7 @@ public static unsafe class Gelu
             for (; i < n; i++)
             {
                 float x = pi[i];
-                po[i] = 0.5f * Erfc(-x * InvSqrt2) + x * (InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+                po[i] = 0.5f * Erfc(-x * InvSqrt2) + x * (InvSqrt2Pi * Exponential.Exp(-0.5f * x * x));
             }
         }
     }
@@ -137,7 +138,7 @@ public static unsafe class Gelu
         {
             float x = input[i];
             float cdf = 0.5f * Erfc(-x * InvSqrt2);
-            float pdf = InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
+            float pdf = InvSqrt2Pi * Exponential.Exp(-0.5f * x * x);
             float g = (cdf + x * pdf) * dOutput[i];
             dInput[i] = accumulate ? dInput[i] + g : g;
         }

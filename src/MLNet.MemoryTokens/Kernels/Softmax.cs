@@ -28,37 +28,53 @@ public static unsafe class Softmax
         float max = float.NegativeInfinity;
         if (Vector512.IsHardwareAccelerated && n >= 16)
         {
+            // the last partial vector goes through the vector path too, padded with −∞ (exp → 0): attention's rows of 197 or
+            // 202 scores would otherwise spend as long on a scalar tail as on the rest of the row
+            int full = n & ~15, tail = n - full;
+            Span<float> pad = stackalloc float[16];
             var vmax = Vector512.Create(float.NegativeInfinity);
-            for (; i <= n - 16; i += 16) vmax = Vector512.Max(vmax, Vector512.LoadUnsafe(ref xr, (nuint)i));
-            max = MaxAcross(vmax);
-        }
-        for (; i < n; i++) max = MathF.Max(max, Unsafe.Add(ref xr, i));
-        float sum = 0f;
-        i = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var vs = Vector512.Create(scale); var vm = Vector512.Create(max); var acc = Vector512<float>.Zero;
-            for (; i <= n - 16; i += 16)
+            for (; i < full; i += 16) vmax = Vector512.Max(vmax, Vector512.LoadUnsafe(ref xr, (nuint)i));
+            Vector512<float> vt = default;
+            if (tail > 0)
             {
-                var e = Vector512.Exp((Vector512.LoadUnsafe(ref xr, (nuint)i) - vm) * vs);
+                pad.Fill(float.NegativeInfinity);
+                x.Slice(full, tail).CopyTo(pad);
+                vt = Vector512.Create((ReadOnlySpan<float>)pad);
+                vmax = Vector512.Max(vmax, vt);
+            }
+            max = MaxAcross(vmax);
+            var vs = Vector512.Create(scale); var vm = Vector512.Create(max); var acc = Vector512<float>.Zero;
+            for (i = 0; i < full; i += 16)
+            {
+                var e = Exponential.Exp((Vector512.LoadUnsafe(ref xr, (nuint)i) - vm) * vs);
                 e.StoreUnsafe(ref pr, (nuint)i);
                 acc += e;
             }
-            sum = Vector512.Sum(acc);
+            if (tail > 0)
+            {
+                var e = Exponential.Exp((vt - vm) * vs);
+                acc += e;
+                e.CopyTo(pad);
+                pad[..tail].CopyTo(p.Slice(full, tail));
+            }
+            var vi = Vector512.Create(1f / Vector512.Sum(acc));
+            for (i = 0; i < full; i += 16) (Vector512.LoadUnsafe(ref pr, (nuint)i) * vi).StoreUnsafe(ref pr, (nuint)i);
+            float inv = vi.ToScalar();
+            for (; i < n; i++) Unsafe.Add(ref pr, i) *= inv;
+            return;
         }
-        for (; i < n; i++) { float e = MathF.Exp((Unsafe.Add(ref xr, i) - max) * scale); Unsafe.Add(ref pr, i) = e; sum += e; }
-        float inv = 1f / sum;
-        i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (var vi = Vector512.Create(inv); i <= n - 16; i += 16) (Vector512.LoadUnsafe(ref pr, (nuint)i) * vi).StoreUnsafe(ref pr, (nuint)i);
-        for (; i < n; i++) Unsafe.Add(ref pr, i) *= inv;
+        for (; i < n; i++) max = MathF.Max(max, Unsafe.Add(ref xr, i));
+        float sum = 0f;
+        for (i = 0; i < n; i++) { float e = Exponential.Exp((Unsafe.Add(ref xr, i) - max) * scale); Unsafe.Add(ref pr, i) = e; sum += e; }
+        float invSum = 1f / sum;
+        for (i = 0; i < n; i++) Unsafe.Add(ref pr, i) *= invSum;
     }
 
     static float MaxAcross(Vector512<float> v)
     {
-        float m = v[0];
-        for (int k = 1; k < 16; k++) m = MathF.Max(m, v[k]);
-        return m;
+        var q = Vector256.Max(v.GetLower(), v.GetUpper());
+        var h = Vector128.Max(q.GetLower(), q.GetUpper());
+        return MathF.Max(MathF.Max(h[0], h[1]), MathF.Max(h[2], h[3]));
     }
 
     /// <summary>dlogits = scale · p ⊙ (dp − Σ dp⊙p) — written, not accumulated (it is a fresh intermediate in attention).</summary>
