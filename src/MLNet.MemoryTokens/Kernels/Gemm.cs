@@ -179,6 +179,33 @@ public static unsafe class Gemm
         int panels = (n + nr - 1) / nr;
         int npad = panels * nr;
         int kBlocks = (k + KC - 1) / KC;
+        if (!transB && n <= 1024)
+        {
+            // op(B)[kk, j] = B[kk*ldb + j]: read whole rows (long runs the prefetchers follow: the weight-gradient GEMMs stream
+            // a 6,304-row B), each row handing every panel its NR values; jobs of 64 rows.
+            const int Chunk = 64;
+            int chunks = (k + Chunk - 1) / Chunk;
+            var rowsBody = (int job) =>
+            {
+                int kk0 = job * Chunk, kk1 = Math.Min(k, kk0 + Chunk);
+                for (int kk = kk0; kk < kk1; kk++)
+                {
+                    int kb = kk / KC, k0 = kb * KC, kc = Math.Min(KC, k - k0);
+                    float* src = b + (long)kk * ldb;
+                    float* d = dst + (long)k0 * npad + (long)(kk - k0) * nr;
+                    for (int p = 0; p < panels; p++, d += (long)kc * nr)
+                    {
+                        int j0 = p * nr, cols = Math.Min(nr, n - j0), j = 0;
+                        if (cols == nr) for (; j <= nr - 8; j += 8) Vector256.Store(Vector256.Load(src + j0 + j), d + j);
+                        for (; j < cols; j++) d[j] = src[j0 + j];
+                        for (; j < nr; j++) d[j] = 0f;
+                    }
+                }
+            };
+            if (parallel && (long)k * n >= 1 << 16 && Parallelism.Threads > 1) Parallelism.For(0, chunks, rowsBody);
+            else for (int job = 0; job < chunks; job++) rowsBody(job);
+            return;
+        }
         int jobs = kBlocks * panels;
         var body = (int job) =>
         {
@@ -232,19 +259,30 @@ public static unsafe class Gemm
         int strips = (rows + mr - 1) / mr;
         if (transA)
         {
-            // op(A)[i, kk] = A[kk*lda + i]: walk each row of A once, left to right, handing every strip its MR values (reading
-            // strip by strip instead strides down all kc rows once per strip: the weight-gradient GEMMs, K = 6,304, lost a third)
-            for (int kk = 0; kk < kc; kk++)
+            // op(A)[i, kk] = A[kk*lda + i]: 8 rows of A at a time, each strip taking its 8 × MR values as whole cache lines
+            // (one row at a time wrote 32 bytes to each of the strips, which sit a multiple of 4 KiB apart and fought over
+            // the same L1 sets; one strip at a time strided down all kc rows per strip)
+            for (int kk0 = 0; kk0 < kc; kk0 += 8)
             {
-                float* src = a + (long)(k0 + kk) * lda + i0;
+                int kn = Math.Min(8, kc - kk0);
+                float* src = a + (long)(k0 + kk0) * lda + i0;
+                // the rows are short runs a page apart, which the hardware prefetchers barely follow: ask 32 rows ahead
+                if (Sse.IsSupported && kk0 + 40 <= kc)
+                    for (int kk = 32; kk < 40; kk++)
+                        for (int off = 0; off < rows; off += 16) Sse.Prefetch0(src + (long)kk * lda + off);
                 for (int st = 0; st < strips; st++)
                 {
                     int r0 = st * mr, valid = Math.Min(mr, rows - r0);
-                    float* row = dst + (long)st * kc * mr + kk * mr;
-                    if (valid == 8 && mr == 8) { Vector256.Store(Vector256.Load(src + r0), row); continue; }
-                    int r = 0;
-                    for (; r < valid; r++) row[r] = src[r0 + r];
-                    for (; r < mr; r++) row[r] = 0f;
+                    float* d = dst + (long)st * kc * mr + kk0 * mr;
+                    for (int kk = 0; kk < kn; kk++)
+                    {
+                        float* row = d + kk * mr;
+                        float* from = src + (long)kk * lda + r0;
+                        if (valid == 8 && mr == 8) { Vector256.Store(Vector256.Load(from), row); continue; }
+                        int r = 0;
+                        for (; r < valid; r++) row[r] = from[r];
+                        for (; r < mr; r++) row[r] = 0f;
+                    }
                 }
             }
             return;
