@@ -62,12 +62,15 @@ internal sealed class VitBlock
     /// that name them. With <paramref name="tape"/> it keeps what <see cref="Backward"/> needs; without, it only computes.</summary>
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
+    /// <param name="live">The rows of each sample anything reads after this block (the last block: the pooled row), or null: all.
+    /// Every row still gives keys and values, but only live rows go through projection and MLP — the other rows' outputs are
+    /// left stale. The groups must query live rows only.</param>
     public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape,
-        bool keep = true, ExternalKeyValues? external = null, bool weightGradients = false)
+        bool keep = true, ExternalKeyValues? external = null, bool weightGradients = false, (int Start, int Count)? live = null)
     {
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
-        tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0, weightGradients);
+        tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0, weightGradients, live);
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, tape.Ln1Mean, tape.Ln1Rstd, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
@@ -89,13 +92,34 @@ internal sealed class VitBlock
                     Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d,
                         (long)seqRows * 3 * d, grp.Queries, segs, batch, c.Heads, c.HeadDim);
             }
+        // past attention, only the live rows: gathered [B·c, D], the block's output scattered back at the end
+        var (px, pa, prows) = (x, tape.Attn, rows);
+        if (live is var (r0, count))
+        {
+            (px, pa, prows) = (tape.LiveX, tape.LiveAttn, batch * count);
+            GatherRows(x, px, batch, seqRows, r0, count, d);
+            GatherRows(tape.Attn, pa, batch, seqRows, r0, count, d);
+        }
         // x ← x + Attn Wprojᵀ + b (rows no group queried keep a zero attention output: the residual passes them through)
-        Linear.Forward(x, tape.Attn, ProjPacked, ProjB.Data, rows, accumulate: true);
-        if (keep) Array.Copy(x, tape.Mid, (long)rows * d);
+        Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
+        if (keep) Array.Copy(px, tape.Mid, (long)prows * d);
         // x ← x + FC2(GELU(FC1(LN2(x))))
-        LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, x, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
-        Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, rows);
-        Linear.Forward(x, tape.Gelu, Fc2Packed, Fc2B.Data, rows, accumulate: true);
+        LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
+        Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+        Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
+        if (live is var (start, n)) ScatterRows(px, x, batch, seqRows, start, n, d);
+    }
+
+    /// <summary>dst[b, i] = src[b, start + i] for i &lt; count: [B, S, D] → [B, count, D].</summary>
+    static void GatherRows(float[] src, float[] dst, int batch, int seqRows, int start, int count, int d)
+    {
+        for (int b = 0; b < batch; b++) Array.Copy(src, ((long)b * seqRows + start) * d, dst, (long)b * count * d, (long)count * d);
+    }
+
+    /// <summary>dst[b, start + i] = src[b, i]: [B, count, D] → the live rows of [B, S, D].</summary>
+    static void ScatterRows(float[] src, float[] dst, int batch, int seqRows, int start, int count, int d)
+    {
+        for (int b = 0; b < batch; b++) Array.Copy(src, (long)b * count * d, dst, ((long)b * seqRows + start) * d, (long)count * d);
     }
 
     unsafe Attention.Segment[] Segments(AttentionGroup grp, float* qkv, int seqRows, BlockTape tape, ExternalKeyValues? external)
@@ -126,18 +150,34 @@ internal sealed class VitBlock
         var w = weightGrads;
         var s = tape.Scratch;
         s.Ensure(c, rows);
+        // the part past attention ran on the live rows only (forward's gather): dx of those rows, [B·c, D]
+        var (pdx, pa, prows) = (dx, tape.Attn, rows);
+        if (tape.Live is var (r0, count))
+        {
+            (pdx, pa, prows) = (tape.LiveDx, tape.LiveAttn, batch * count);
+            GatherRows(dx, pdx, batch, seqRows, r0, count, d);
+        }
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
         //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM (gelu' kept by forward)
-        Linear.BackwardInputGelu(s.DHidden2, dx, Fc2PackedT, tape.GeluDerivative, rows);
-        if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, dx, tape.Gelu, Fc2W.Data, rows, f, d);
+        Linear.BackwardInputGelu(s.DHidden2, pdx, Fc2PackedT, tape.GeluDerivative, prows);
+        if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, pdx, tape.Gelu, Fc2W.Data, prows, f, d);
         // forward: Fc1 = Ln2 Wfc1ᵀ + b1           → dLn2 = dFc1 Wfc1
-        Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, rows, accumulate: false);
-        if (w != null) Linear.Backward(default, w.Fc1W, w.Fc1B, s.DHidden2, tape.Ln2, Fc1W.Data, rows, d, f);
+        Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, prows, accumulate: false);
+        if (w != null) Linear.Backward(default, w.Fc1W, w.Fc1B, s.DHidden2, tape.Ln2, Fc1W.Data, prows, d, f);
         // forward: Ln2 = LN2(mid)                  → dMid = dx (residual) + LN2'(dLn2)
-        LayerNorm.Backward(dx, w?.Norm2W ?? default, w?.Norm2B ?? default, s.DRow, tape.Mid, Norm2W.Data, tape.Ln2Mean, tape.Ln2Rstd, rows, d);
+        LayerNorm.Backward(pdx, w?.Norm2W ?? default, w?.Norm2B ?? default, s.DRow, tape.Mid, Norm2W.Data, tape.Ln2Mean, tape.Ln2Rstd, prows, d);
         // forward: mid = x + Attn Wprojᵀ + bp      → dAttn = dMid Wproj
-        Linear.BackwardInput(s.DRow, dx, ProjPackedT, rows, accumulate: false);
-        if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, dx, tape.Attn, ProjW.Data, rows, d, d);
+        Linear.BackwardInput(s.DRow, pdx, ProjPackedT, prows, accumulate: false);
+        if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, pdx, pa, ProjW.Data, prows, d, d);
+        if (tape.Live is var (liveStart, liveCount))
+        {
+            // back to full rows: dAttn and the residual dMid live-rows only, zero elsewhere (a stale row's output fed nothing)
+            Array.Copy(s.DRow, tape.LiveAttn, (long)prows * d);   // dAttn [B·c, D] aside (LiveAttn is free past dWproj)
+            Array.Clear(s.DRow, 0, rows * d);
+            Array.Clear(dx, 0, rows * d);
+            ScatterRows(tape.LiveAttn, s.DRow, batch, seqRows, liveStart, liveCount, d);
+            ScatterRows(pdx, dx, batch, seqRows, liveStart, liveCount, d);
+        }
         // forward: Attn = MHSA(qkv)                → dQkv (stream rows) and per-sample dQkv of each memory set
         Array.Clear(s.DQkv, 0, rows * 3 * d);
         for (int j = 0; j < memories.Count; j++) Array.Clear(tape.DMemQkv[j], 0, batch * tape.MemRows[j] * 3 * d);
@@ -200,6 +240,9 @@ internal sealed class BlockTape
 {
     public int Batch = -1, SeqRows = -1;
     public float[] Input = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Qkv = [], Attn = [], Mid = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], GeluDerivative = [], Gelu = [];
+    /// <summary>The live rows of the last forward (null: all), and their gathered stream, attention output and gradient [B·c, D].</summary>
+    public (int Start, int Count)? Live;
+    public float[] LiveX = [], LiveAttn = [], LiveDx = [];
     public float[][] Probs = [];
     public int[] MemRows = [];
     public float[][] MemLn1 = [], MemMean = [], MemRstd = [], MemQkv = [], DMemQkv = [], DMemQkvSum = [], DMemLn1 = [];
@@ -213,10 +256,14 @@ internal sealed class BlockTape
     /// <param name="weightInputs">Keep LN outputs, attention output and GELU output per layer: only weight gradients (full
     /// fine-tuning) read them; otherwise they live in the model-wide scratch and the tape holds just what activation gradients need.</param>
     public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true,
-        int externalRows = 0, bool weightInputs = false)
+        int externalRows = 0, bool weightInputs = false, (int Start, int Count)? live = null)
     {
         int d = c.Dim;
         long rows = (long)batch * seqRows;
+        if (live is var (start, count) && (start < 0 || count < 1 || start + count > seqRows || groups.Any(g => g.QueryStart < start || g.QueryStart + g.Queries > start + count)))
+            throw new ArgumentException($"Live rows {live} must lie within the {seqRows} rows of a sample and hold every query row.");
+        Live = live;
+        if (live is var (_, n) && LiveX.Length != batch * n * d) { LiveX = Pinned(batch * n * d); LiveAttn = Pinned(batch * n * d); LiveDx = Pinned(batch * n * d); }
         if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
         {
             Input = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
@@ -253,11 +300,11 @@ internal sealed class BlockTape
     }
 }
 
-/// <summary>Scratch one model needs at a time (blocks run one after another): backward's [B·S, D], [B·S, 3D] and two [B·S, F]
+/// <summary>Scratch one model needs at a time (blocks run one after another): backward's [B·S, D], [B·S, 3D] and [B·S, F]
 /// buffers, and the forward intermediates a frozen backbone's backward never reads (LN outputs, attention output, GELU output).</summary>
 internal sealed class BackwardScratch
 {
-    public float[] DRow = [], DQkv = [], DHidden = [], DHidden2 = [];
+    public float[] DRow = [], DQkv = [], DHidden2 = [];
     public float[] Ln = [], Attn = [], Hidden = [];
 
     public void EnsureForward(VitConfig c, long rows)
@@ -270,6 +317,6 @@ internal sealed class BackwardScratch
     {
         if (DRow.Length >= rows * c.Dim) return;
         DRow = new float[rows * c.Dim]; DQkv = new float[rows * 3 * c.Dim];
-        DHidden = new float[rows * c.MlpDim]; DHidden2 = new float[rows * c.MlpDim];
+        DHidden2 = new float[rows * c.MlpDim];
     }
 }

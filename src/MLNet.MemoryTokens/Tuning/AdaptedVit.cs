@@ -133,6 +133,17 @@ public sealed class AdaptedVit : ITunedModel
             : [new AttentionGroup(0, n, [(0, n)], mem)];
     }
 
+    /// <summary>What the last block runs on: only the pooled row feeds the head, so only it goes through that block's projection
+    /// and MLP, and only it queries (every row still gives keys/values). Exact: the other rows' outputs feed nothing. Not with
+    /// query tokens, whose outputs at every layer feed the head.</summary>
+    (AttentionGroup[] Groups, (int Start, int Count)? Live) LastLayer(AttentionGroup[] groups)
+    {
+        if (QueryTokens > 0) return (groups, null);
+        int row = PooledRow;
+        var trimmed = groups.Where(g => g.QueryStart <= row && row < g.QueryStart + g.Queries).Select(g => g with { QueryStart = row, Queries = 1 }).ToArray();
+        return (trimmed, (row, 1));
+    }
+
     /// <summary>The memory set block <paramref name="layer"/> reads as separate keys/values: the masked variant's only.</summary>
     ReadOnlyMemory<float>[] LayerMemory(int layer) =>
         Memory is null || !Masked ? [] : [Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
@@ -172,13 +183,16 @@ public sealed class AdaptedVit : ITunedModel
             if (Masked) TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(n * d, d));
         }
         var groups = Groups();
+        var last = LastLayer(groups);
         int qt = QueryTokens, qd = qt * d, q0 = QueryRow0, md = MemoryRows * d;
         for (int l = 0; l < c.Depth; l++)
         {
             // per-layer rows: layer l's memory and queries in (rows after the originals are never carried to the next layer)
             for (int b = 0; b < batch && md > 0; b++) Array.Copy(Memory!.Data, l * md, t.X, ((long)b * s + n) * d, md);
             for (int b = 0; b < batch && qt > 0; b++) Array.Copy(Queries!.Data, l * qd, t.X, ((long)b * s + q0) * d, qd);
-            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), groups, t.Blocks[l], keepForBackward, weightGradients: FullFineTune && keepForBackward);
+            bool isLast = l == c.Depth - 1;
+            Backbone.Blocks[l].Forward(t.X, batch, s, LayerMemory(l), isLast ? last.Groups : groups, t.Blocks[l], keepForBackward,
+                weightGradients: FullFineTune && keepForBackward, live: isLast ? last.Live : null);
             for (int b = 0; b < batch && qt > 0; b++) Array.Copy(t.X, ((long)b * s + q0) * d, t.QueryOutputs[l], b * qd, qd);
         }
         // final norm on the pooled row only, then the head                     [B, D] (or VQT features [B, F]) → [B, C]
@@ -216,6 +230,7 @@ public sealed class AdaptedVit : ITunedModel
         Array.Clear(dx);
         for (int b = 0; b < batch; b++) Array.Copy(dPooled, b * d, dx, ((long)b * s + PooledRow) * d, d);
         var groups = Groups();
+        var last = LastLayer(groups);
         var dMemory = Memory is null ? null : grad["memory"];
         var dOut = qt > 0 ? new float[batch * qd] : [];
         var dQueries = qt > 0 ? grad["queries"] : null;
@@ -231,7 +246,7 @@ public sealed class AdaptedVit : ITunedModel
                 for (int b = 0; b < batch; b++) Array.Copy(dOut, b * qd, dx, ((long)b * s + q0) * d, qd);
             }
             var block = Backbone.Blocks[l];
-            block.Backward(dx, batch, s, LayerMemory(l), groups, t.Blocks[l], dMem, FullFineTune ? _blockGrads[$"blocks.{l}."] : null);
+            block.Backward(dx, batch, s, LayerMemory(l), l == c.Depth - 1 ? last.Groups : groups, t.Blocks[l], dMem, FullFineTune ? _blockGrads[$"blocks.{l}."] : null);
             // the gradient of layer l's memory and queries is what reached their input rows, summed over the batch
             for (int b = 0; b < batch && md > 0; b++)
             {
