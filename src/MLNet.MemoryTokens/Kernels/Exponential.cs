@@ -12,8 +12,9 @@ internal static class Exponential
     // exp(r) on |r| ≤ ln2/2 by the minimax polynomial of Cephes' expf.
     const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
     const float P0 = 1.9875691500E-4f, P1 = 1.3981999507E-3f, P2 = 8.3334519073E-3f, P3 = 4.1665795894E-2f, P4 = 1.6666665459E-1f, P5 = 5.0000001201E-1f;
-    /// <summary>Below: the result underflows to 0; above: overflows to +∞.</summary>
-    const float Lowest = -87.33654f, Highest = 88.72283f;
+    /// <summary>Below: the result underflows to 0. Above (k would reach 128): +∞, a little early — the true exp overflows at
+    /// 88.72 — which keeps 2^k one exponent field; the engine takes exp of non-positive arguments only.</summary>
+    const float Lowest = -87.33654f, Highest = 88.37626f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
@@ -28,10 +29,7 @@ internal static class Exponential
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
         p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
-        // 2^k as 2^(k>>1) · 2^(k − k>>1): k reaches 128 just below Highest, where 2^k alone is not a float
-        var ki = Vector512.ConvertToInt32(k);
-        var half = Vector512.ShiftRightArithmetic(ki, 1);
-        var result = p * ((half + Vector512.Create(127)) << 23).AsSingle() * ((ki - half + Vector512.Create(127)) << 23).AsSingle();
+        var result = p * ((Vector512.ConvertToInt32(k) + Vector512.Create(127)) << 23).AsSingle();
         result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(Lowest)), Vector512<float>.Zero, result);
         result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(Highest)), Vector512.Create(float.PositiveInfinity), result);
         return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);   // NaN stays NaN
@@ -51,7 +49,6 @@ internal static class Exponential
         p = MathF.FusedMultiplyAdd(p, r, P4);
         p = MathF.FusedMultiplyAdd(p, r, P5);
         p = MathF.FusedMultiplyAdd(p, r * r, r + 1f);
-        int ki = (int)k, half = ki >> 1;
-        return p * BitConverter.Int32BitsToSingle((half + 127) << 23) * BitConverter.Int32BitsToSingle((ki - half + 127) << 23);
+        return p * BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
     }
 }
