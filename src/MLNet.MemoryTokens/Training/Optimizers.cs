@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 using MLNet.MemoryTokens.Tuning;
 
@@ -62,13 +63,36 @@ public sealed class AdamW : Optimizer
         {
             var w = p.Value.Data; var g = p.Grad.Data; var m = _state["m/" + p.Name].Data; var v = _state["v/" + p.Name].Data;
             float decay = Decays(p) ? 1f - lr * _weightDecay : 1f;
-            for (int i = 0; i < w.Length; i++)
+            // full fine-tuning updates 5.5 M values a step: in chunks on every core, 16 lanes at a time (the lanes do the
+            // scalar loop's operations in its order, no fused multiply-adds: the same bits either way)
+            Kernels.Parallelism.ForChunks(w.Length, 1 << 16, (start, end) => Update(w, g, m, v, start, end, decay, lr, bc1, bc2));
+        }
+    }
+
+    void Update(float[] w, float[] g, float[] m, float[] v, int start, int end, float decay, float lr, float bc1, float bc2)
+    {
+        int i = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var (b1, b2, c1, c2) = (Vector512.Create(_beta1), Vector512.Create(_beta2), Vector512.Create(1f - _beta1), Vector512.Create(1f - _beta2));
+            var (vbc1, vbc2, vdecay, vlr, veps) = (Vector512.Create(bc1), Vector512.Create(bc2), Vector512.Create(decay), Vector512.Create(lr), Vector512.Create(_eps));
+            for (; i <= end - 16; i += 16)
             {
-                m[i] = _beta1 * m[i] + (1f - _beta1) * g[i];
-                v[i] = _beta2 * v[i] + (1f - _beta2) * g[i] * g[i];
-                float mhat = m[i] / bc1, vhat = v[i] / bc2;
-                w[i] = w[i] * decay - lr * mhat / (MathF.Sqrt(vhat) + _eps);
+                var gi = Vector512.LoadUnsafe(ref g[0], (nuint)i);
+                var mi = b1 * Vector512.LoadUnsafe(ref m[0], (nuint)i) + c1 * gi;
+                var vi = b2 * Vector512.LoadUnsafe(ref v[0], (nuint)i) + c2 * gi * gi;
+                mi.StoreUnsafe(ref m[0], (nuint)i);
+                vi.StoreUnsafe(ref v[0], (nuint)i);
+                var update = vlr * (mi / vbc1) / (Vector512.Sqrt(vi / vbc2) + veps);
+                (Vector512.LoadUnsafe(ref w[0], (nuint)i) * vdecay - update).StoreUnsafe(ref w[0], (nuint)i);
             }
+        }
+        for (; i < end; i++)
+        {
+            m[i] = _beta1 * m[i] + (1f - _beta1) * g[i];
+            v[i] = _beta2 * v[i] + (1f - _beta2) * g[i] * g[i];
+            float mhat = m[i] / bc1, vhat = v[i] / bc2;
+            w[i] = w[i] * decay - lr * mhat / (MathF.Sqrt(vhat) + _eps);
         }
     }
 }
