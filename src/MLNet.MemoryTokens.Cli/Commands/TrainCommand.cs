@@ -28,6 +28,7 @@ internal static class TrainCommand
         var keepFeatures = new Option<double>("--keep-features") { Description = "VQT compression: keep this fraction of features and retrain the head (1: all).", DefaultValueFactory = _ => 1.0 };
         var tokens = new Option<int>("--tokens") { Description = "Memory tokens per layer (m).", DefaultValueFactory = _ => 5 };
         var masked = new Option<bool>("--masked") { Description = "Attention-masked memory: the pretrained outputs stay exact; the adapter can join a multi-task pass." };
+        var extends = new Option<string[]>("--extends") { Description = "Model extension (with --masked): adapter folders this task is trained on top of, in order; its class token also reads their tokens. The multi-task pass then runs them in extension mode.", AllowMultipleArgumentsPerToken = true };
         var noCls = new Option<bool>("--freeze-class-token") { Description = "Memory tuning without training the class token." };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10 };
         var lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3f };
@@ -48,7 +49,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
             valFraction, imageSize, checkpointDir, resume, output, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -59,6 +60,7 @@ internal static class TrainCommand
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
                 QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
                 GroupLasso = r.GetValue(groupLasso), KeepFeatureFraction = r.GetValue(keepFeatures),
+                Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(Adapter.Load).ToArray(),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));

@@ -45,6 +45,7 @@ public static class Trainer
     public static TrainingResult Train(Backbone backbone, PreparedImages trainSet, PreparedImages? valSet, TuningOptions tuning, TrainingOptions options)
     {
         tuning.Validate();
+        foreach (var a in tuning.Extends) a.EnsureMatches(backbone, a.Folder ?? "<extended adapter>");
         options.Validate();
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;

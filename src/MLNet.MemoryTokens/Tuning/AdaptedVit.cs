@@ -17,6 +17,9 @@ public sealed record TrainableParameter(string Name, Tensor Value, Tensor Grad);
 /// Plain memory (Sandler et al. §3.1): every original row reads the memory; the trainable class token replaces the
 /// backbone's. Masked (§3.2): original rows read only original rows (the pretrained outputs are untouched); the task row
 /// reads the originals, itself and its memory. The head reads the final-norm task row (row 0 plain, row N masked).
+/// Model extension (Table 1): a masked task trained on top of earlier masked tasks (frozen) — their class-token rows come first
+/// after the originals, each reading the originals, the task rows up to itself and those tasks' memories, as in the multi-task
+/// pass; this task's row, last, reads all of them.
 /// With query tokens (VQT composed with memory, Tu et al. §4.4): T more stream rows that only read the N memory-adapted tokens;
 /// before block l they are overwritten with layer l's queries and after it their outputs are collected, and the head reads
 /// the VQT features [normalised class token | normalised query outputs of every layer].
@@ -33,6 +36,8 @@ public sealed class AdaptedVit : ITunedModel
     public int QueryTokens { get; }
     /// <summary>[L, T, D] or null.</summary>
     public Tensor? Queries { get; }
+    /// <summary>Model extension: the frozen masked tasks this one reads (in training order), or empty.</summary>
+    public IReadOnlyList<AdaptedVit> Extends { get; }
 
     /// <summary>[L, m, D] per-layer memory, or null when m = 0.</summary>
     public Tensor? Memory { get; }
@@ -53,13 +58,17 @@ public sealed class AdaptedVit : ITunedModel
     // The masked variant keeps memory as a separate key/value set, computed once per step, as the multi-task pass does.
     int MemoryRows => Masked ? 0 : MemoryTokens;
     int QueryRow0 => C.NumTokens + MemoryRows;
-    int StreamRows => C.NumTokens + (Masked ? 1 : 0) + MemoryRows + QueryTokens;
-    int PooledRow => Masked ? C.NumTokens : 0;
+    int StreamRows => C.NumTokens + (Masked ? Extends.Count + 1 : 0) + MemoryRows + QueryTokens;
+    int PooledRow => Masked ? C.NumTokens + Extends.Count : 0;
     int HeadInput => QueryTokens > 0 ? C.Dim * (1 + C.Depth * QueryTokens) : C.Dim;
     readonly QueryFeatures? _queryFeatures;
 
-    public AdaptedVit(VisionTransformer backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int seed, int queryTokens = 0)
+    public AdaptedVit(VisionTransformer backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int seed, int queryTokens = 0,
+        IReadOnlyList<AdaptedVit>? extends = null)
     {
+        Extends = extends ?? [];
+        if (Extends.Count > 0 && !masked) throw new ArgumentException("Model extension (reading earlier tasks' tokens) applies to the attention-masked variant.");
+        if (Extends.Any(e => !e.Masked || e.Memory is null || e.Backbone != backbone)) throw new ArgumentException("A task extends masked memory tasks on the same backbone only.");
         if (queryTokens < 0) throw new ArgumentOutOfRangeException(nameof(queryTokens), queryTokens, "Query tokens cannot be negative.");
         if (queryTokens > 0 && (masked || fullFineTune)) throw new ArgumentException("Query tokens compose with plain memory tuning, not with the masked variant or full fine-tuning.");
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "A task needs at least one class.");
@@ -127,10 +136,13 @@ public sealed class AdaptedVit : ITunedModel
             var original = new AttentionGroup(0, n, [(0, n + MemoryRows)], []);
             return QueryTokens > 0 ? [original, new AttentionGroup(QueryRow0, QueryTokens, [(0, n)], [])] : [original];
         }
-        return Masked
-            // same segments as MultiTaskVit's concatenation mode, so a task alone and in a multi-task pass give the same bits
-            ? [new AttentionGroup(0, n, [(0, n)], []), new AttentionGroup(n, 1, [(0, n), (n, 1)], mem)]
-            : [new AttentionGroup(0, n, [(0, n)], mem)];
+        // masked: the same segments as MultiTaskVit (extension mode: task k reads task rows n..n+k and memories 0..k), so a task
+        // alone and in a multi-task pass give the same bits
+        int tasks = Extends.Count + 1;
+        var groups = new AttentionGroup[1 + tasks];
+        groups[0] = new AttentionGroup(0, n, [(0, n)], []);
+        for (int k = 0; k < tasks; k++) groups[1 + k] = new AttentionGroup(n + k, 1, [(0, n), (n, k + 1)], Enumerable.Range(0, k + 1).ToArray());
+        return groups;
     }
 
     /// <summary>What the last block runs on: only the pooled row feeds the head, so only it goes through that block's projection
@@ -146,7 +158,7 @@ public sealed class AdaptedVit : ITunedModel
 
     /// <summary>The memory set block <paramref name="layer"/> reads as separate keys/values: the masked variant's only.</summary>
     ReadOnlyMemory<float>[] LayerMemory(int layer) =>
-        Memory is null || !Masked ? [] : [Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
+        Memory is null || !Masked ? [] : [.. Extends.Select(e => e.LayerMemory(layer)[^1]), Memory.Data.AsMemory(layer * MemoryTokens * C.Dim, MemoryTokens * C.Dim)];
 
     /// <summary>Logits [B, C] for normalised images [B, 3, H, W]. With <paramref name="keepForBackward"/> the activations are
     /// kept so that <see cref="Backward"/> can run next.</summary>
@@ -180,7 +192,9 @@ public sealed class AdaptedVit : ITunedModel
             var xb = t.X.AsSpan(b * s * d, s * d);
             TensorPrimitives.Add(streamCls, pos[..d], xb[..d]);
             TensorPrimitives.Add(t.Patches.AsSpan(b * p * d, p * d), pos[d..(n * d)], xb[d..(n * d)]);
-            if (Masked) TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(n * d, d));
+            if (!Masked) continue;
+            for (int k = 0; k < Extends.Count; k++) TensorPrimitives.Add(Extends[k].ClassToken!.Data, pos[..d], xb.Slice((n + k) * d, d));
+            TensorPrimitives.Add(ClassToken!.Data, pos[..d], xb.Slice(PooledRow * d, d));
         }
         var groups = Groups();
         var last = LastLayer(groups);
@@ -237,7 +251,7 @@ public sealed class AdaptedVit : ITunedModel
         int q0 = QueryRow0, md = MemoryRows * d;
         for (int l = c.Depth - 1; l >= 0; l--)
         {
-            Memory<float>[] dMem = dMemory is null || !Masked ? [] : [dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
+            Memory<float>[] dMem = dMemory is null || !Masked ? [] : [.. FrozenMemoryGrads(l), dMemory.AsMemory(l * MemoryTokens * d, MemoryTokens * d)];
             // per-layer rows: memory outputs are dropped (no gradient); query outputs get theirs from the head only
             for (int b = 0; b < batch && md > 0; b++) Array.Clear(dx, (b * s + n) * d, md);
             if (qt > 0)
@@ -264,8 +278,7 @@ public sealed class AdaptedVit : ITunedModel
         if (ClassToken is not null)
         {
             var dCls = grad["cls_token"].AsSpan();
-            int row = Masked ? n : 0;
-            for (int b = 0; b < batch; b++) TensorPrimitives.Add(dCls, dx.AsSpan((b * s + row) * d, d), dCls);
+            for (int b = 0; b < batch; b++) TensorPrimitives.Add(dCls, dx.AsSpan((b * s + PooledRow) * d, d), dCls);
         }
         if (FullFineTune)
         {
@@ -282,6 +295,15 @@ public sealed class AdaptedVit : ITunedModel
             int k = c.InChannels * c.PatchSize * c.PatchSize;
             Linear.Backward(default, grad["backbone.patch_embed.proj.weight"], grad["backbone.patch_embed.proj.bias"], dPatches, t.Cols, Backbone.PatchWeight.Data, batch * p, k, d);
         }
+    }
+
+    float[][] _frozenMemoryGrads = [];
+
+    /// <summary>Where backward may put the gradients of the extended tasks' memory at one layer: they are frozen, so it is scratch.</summary>
+    IEnumerable<Memory<float>> FrozenMemoryGrads(int layer)
+    {
+        if (_frozenMemoryGrads.Length != Extends.Count) _frozenMemoryGrads = Extends.Select(e => new float[e.MemoryTokens * C.Dim]).ToArray();
+        return _frozenMemoryGrads.Select(g => g.AsMemory());
     }
 
     void FlushBlockGrads(Dictionary<string, float[]> grad)

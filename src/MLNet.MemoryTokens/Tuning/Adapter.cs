@@ -12,6 +12,9 @@ public sealed record AdapterConfig
     public TuningMethod Method { get; init; }
     public int MemoryTokens { get; init; }
     public bool Masked { get; init; }
+    /// <summary>Model extension (masked memory only): the adapters this task was trained on top of, in order — its class token
+    /// also read their class tokens and memory. Empty: a task on its own.</summary>
+    public AdapterReference[] Extends { get; init; } = [];
     public bool TrainClassToken { get; init; }
     public int QueryTokens { get; init; }
     public float QueryDropout { get; init; }
@@ -26,6 +29,9 @@ public sealed record AdapterConfig
     /// <summary>Training hyper-parameters and final metrics, for the record.</summary>
     public Dictionary<string, JsonElement> Training { get; init; } = new();
 }
+
+/// <summary>Another adapter by where it was saved and its weights' fingerprint (which must match when it is loaded again).</summary>
+public sealed record AdapterReference(string Path, string Fingerprint);
 
 /// <summary>A trained adaptation saved apart from the backbone (HF PEFT style): <c>adapter_config.json</c> plus
 /// <c>adapter_model.safetensors</c> holding only the trained tensors (memory [L, m, D], cls_token [1, 1, D], head.weight [C, D],
@@ -44,6 +50,11 @@ public sealed class Adapter
 
     public AdapterConfig Config { get; }
     public IReadOnlyDictionary<string, Tensor> Tensors { get; }
+    /// <summary>The folder it was loaded from, or null when built in memory.</summary>
+    public string? Folder { get; init; }
+    /// <summary>SHA-256 over the trained tensors' names, shapes and values: how an extension names the adapters it was trained on.</summary>
+    public string Fingerprint => _fingerprint ??= Backbone.ComputeFingerprint(Tensors);
+    string? _fingerprint;
 
     public Adapter(AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors) { Config = config; Tensors = tensors; }
 
@@ -57,6 +68,7 @@ public sealed class Adapter
         return new Adapter(new AdapterConfig
         {
             Method = tuning.Method, MemoryTokens = memory?.MemoryTokens ?? 0, Masked = memory?.Masked ?? false, TrainClassToken = memory?.TrainClassToken ?? false,
+            Extends = tuning.Extends.Select(a => new AdapterReference(a.Folder ?? "", a.Fingerprint)).ToArray(),
             QueryTokens = tuning.Method is TuningMethod.Vqt or TuningMethod.VqtMemory ? tuning.QueryTokens : 0,
             QueryDropout = tuning.Method == TuningMethod.Vqt ? tuning.QueryDropout : 0,
             ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
@@ -105,7 +117,7 @@ public sealed class Adapter
         try { config = JsonSerializer.Deserialize<AdapterConfig>(File.ReadAllText(configPath), Json) ?? throw new InvalidDataException("empty"); }
         catch (JsonException e) { throw new InvalidDataException($"{configPath}: not a valid adapter config ({e.Message}).", e); }
         if (!config.Format.StartsWith("mlnet-memorytokens-adapter/", StringComparison.Ordinal)) throw new InvalidDataException($"{configPath}: unknown adapter format '{config.Format}'.");
-        return new Adapter(config, SafeTensorsFile.Read(weightsPath).Tensors);
+        return new Adapter(config, SafeTensorsFile.Read(weightsPath).Tensors) { Folder = Path.GetFullPath(directory) };
     }
 
     /// <summary>Refuses a backbone other than the one the adapter was trained on (by weight fingerprint and shape).</summary>
@@ -119,25 +131,62 @@ public sealed class Adapter
             throw new InvalidOperationException($"Adapter '{where}' expects input size {Config.ImageSize}, the backbone runs at {backbone.Model.Config.ImageSize}; load it with --image-size {Config.ImageSize}.");
     }
 
-    /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in).</summary>
-    public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>")
+    /// <summary>The adapters an extension was trained on, checked against the fingerprints it recorded: <paramref name="given"/>
+    /// when the caller has them (in order), else loaded from the folders recorded at training.</summary>
+    public IReadOnlyList<Adapter> ResolveExtends(IReadOnlyList<Adapter>? given, string where)
+    {
+        var refs = Config.Extends;
+        if (given is not null && given.Count != refs.Length)
+            throw new ArgumentException($"Adapter '{where}' extends {refs.Length} adapter(s); {given.Count} were given.");
+        var list = new List<Adapter>();
+        for (int i = 0; i < refs.Length; i++)
+        {
+            Adapter a;
+            if (given is not null) a = given[i];
+            else if (Directory.Exists(refs[i].Path)) a = Load(refs[i].Path);
+            else throw new FileNotFoundException($"Adapter '{where}' was trained on top of the adapter saved at '{refs[i].Path}', which is not there any more; give the adapters it extends, in order.", refs[i].Path);
+            if (a.Fingerprint != refs[i].Fingerprint)
+                throw new InvalidOperationException($"Adapter '{where}' was trained on top of {refs[i].Path} (fingerprint {refs[i].Fingerprint[..12]}…), but adapter {i + 1} given has fingerprint {a.Fingerprint[..12]}…: pass the very adapters it extends, in the order it was trained.");
+            list.Add(a);
+        }
+        return list;
+    }
+
+    /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in). An extension
+    /// (<see cref="AdapterConfig.Extends"/>) also needs the adapters it extends: given, or loaded from where they were saved.</summary>
+    public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>", IReadOnlyList<Adapter>? extends = null)
     {
         EnsureMatches(backbone, where);
+        var earlier = ResolveExtends(extends, where);
+        foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
         var tuning = new TuningOptions
         {
             Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken,
-            QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout,
+            QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout, Extends = earlier,
         };
         var model = tuning.CreateModel(backbone.Model, Config.ClassLabels.Length, seed: 0);
         if (model is QueryTuning.QueryTunedVit vqt && Tensors.TryGetValue("kept_features", out var kept))
             vqt.SetKeptFeatures(kept.Data.Select(v => (int)v).ToArray());
+        CopyInto(model, where);
+        if (model is AdaptedVit { FullFineTune: true } full) full.Backbone.InvalidatePackedWeights();   // its own copy of the weights, now the trained ones
+        return model;
+    }
+
+    /// <summary>This masked memory adapter as a frozen model on top of <paramref name="earlier"/> (an extension chain's links).</summary>
+    internal AdaptedVit Instantiate(VisionTransformer backbone, IReadOnlyList<AdaptedVit> earlier)
+    {
+        var model = new AdaptedVit(backbone, Config.ClassLabels.Length, Config.MemoryTokens, masked: true, trainClassToken: true, fullFineTune: false, seed: 0, extends: earlier);
+        CopyInto(model, Folder ?? "<adapter>");
+        return model;
+    }
+
+    void CopyInto(ITunedModel model, string where)
+    {
         foreach (var p in model.Parameters)
         {
             if (!Tensors.TryGetValue(p.Name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{p.Name}' that method {Config.Method} needs.");
             if (!t.ShapeEquals(p.Value.Shape)) throw new InvalidDataException($"Adapter '{where}': tensor '{p.Name}' has shape {t.ShapeString}, the model needs {p.Value.ShapeString}.");
             t.Data.CopyTo(p.Value.Data, 0);
         }
-        if (model is AdaptedVit { FullFineTune: true } full) full.Backbone.InvalidatePackedWeights();   // its own copy of the weights, now the trained ones
-        return model;
     }
 }

@@ -9,7 +9,8 @@ public enum MultiTaskMode
 {
     /// <summary>Each task's class token reads the original tokens, itself and its own memory: separately trained adapters combine freely.</summary>
     Concatenation,
-    /// <summary>Task t's class token also reads the class tokens and memory of tasks 1..t−1 (a task trained on top of earlier ones).</summary>
+    /// <summary>Task t's class token also reads the class tokens and memory of tasks 1..t−1: a chain of tasks, each trained on
+    /// top of the ones before it (<see cref="TuningOptions.Extends"/>, <c>mmt train --extends</c>).</summary>
     Extension,
 }
 
@@ -30,10 +31,19 @@ public sealed class MultiTaskVit
     public MultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode = MultiTaskMode.Concatenation)
     {
         Backbone = backbone.Model; Mode = mode;
-        foreach (var (name, a) in tasks)
+        for (int t = 0; t < tasks.Count; t++)
+        {
+            var (name, a) = tasks[t];
             if (a.Config.Method != TuningMethod.Memory || !a.Config.Masked)
                 throw new ArgumentException($"Task '{name}' is a {a.Config.Method}{(a.Config.Masked ? "" : " (unmasked)")} adapter; the multi-task pass needs attention-masked memory adapters (train with --masked).");
-        _tasks = tasks.Select(t => (AdaptedVit)t.Adapter.CreateModel(backbone, t.Name)).ToArray();
+            // each task runs as it was trained: alone (concatenation), or reading exactly the tasks before it (extension)
+            var expected = mode == MultiTaskMode.Extension ? tasks.Take(t).Select(e => e.Adapter.Fingerprint).ToArray() : [];
+            if (!a.Config.Extends.Select(r => r.Fingerprint).SequenceEqual(expected))
+                throw new ArgumentException(mode == MultiTaskMode.Extension
+                    ? $"Task '{name}' was trained on top of {a.Config.Extends.Length} adapter(s), not on the {t} listed before it: in extension mode task t must have been trained (--extends) on tasks 1..t−1, in that order."
+                    : $"Task '{name}' was trained on top of other adapters (--extends); it runs only in extension mode after them.");
+        }
+        _tasks = tasks.Select((t, i) => (AdaptedVit)t.Adapter.CreateModel(backbone, t.Name, mode == MultiTaskMode.Extension ? tasks.Take(i).Select(e => e.Adapter).ToArray() : [])).ToArray();
         TaskNames = tasks.Select(t => t.Name).ToArray();
         var scratch = new BackwardScratch();   // blocks run one at a time: one scratch serves all
         _tapes = Enumerable.Range(0, Backbone.Config.Depth).Select(_ => new BlockTape { Scratch = scratch }).ToArray();

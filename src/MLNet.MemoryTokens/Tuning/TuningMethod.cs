@@ -25,6 +25,9 @@ public sealed record TuningOptions
     public int MemoryTokens { get; init; } = 5;
     /// <summary>The attention-masked variant: the pretrained outputs stay exact and the adapter can join a multi-task pass.</summary>
     public bool Masked { get; init; }
+    /// <summary>Model extension (the paper's Table 1; masked memory only): earlier masked adapters, in the order they were
+    /// trained, whose class tokens and memory this task's class token also reads. They stay frozen.</summary>
+    public IReadOnlyList<Adapter> Extends { get; init; } = [];
     /// <summary>Train the class token along with memory (the paper's default); ignored by the other methods.</summary>
     public bool TrainClassToken { get; init; } = true;
     /// <summary>VQT query tokens per layer (T).</summary>
@@ -52,6 +55,24 @@ public sealed record TuningOptions
         if (!(KeepFeatureFraction > 0 && KeepFeatureFraction <= 1)) throw new ArgumentOutOfRangeException(nameof(KeepFeatureFraction), KeepFeatureFraction, "Keep a fraction of features in (0, 1].");
         if (KeepFeatureFraction < 1 && Method != TuningMethod.Vqt) throw new ArgumentException("Feature compression applies to VQT.");
         if (QueryDropout < 0 || QueryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(QueryDropout), QueryDropout, "Query dropout must be in [0, 1).");
+        if (Extends.Count > 0 && !(Method == TuningMethod.Memory && Masked)) throw new ArgumentException("Model extension (training on top of earlier adapters) applies to attention-masked memory tuning.");
+        for (int k = 0; k < Extends.Count; k++)
+        {
+            var a = Extends[k];
+            if (a.Config.Method != TuningMethod.Memory || !a.Config.Masked)
+                throw new ArgumentException($"Adapter {a.Folder ?? $"#{k + 1}"} is not an attention-masked memory adapter: a task can only extend those.");
+            // a chain: adapter k must itself have been trained on top of exactly the adapters before it
+            if (!a.Config.Extends.Select(r => r.Fingerprint).SequenceEqual(Extends.Take(k).Select(e => e.Fingerprint)))
+                throw new ArgumentException($"Adapter {a.Folder ?? $"#{k + 1}"} was trained on top of {a.Config.Extends.Length} adapter(s) that are not the {k} given before it: list the adapters in the order they were trained.");
+        }
+    }
+
+    /// <summary>The frozen models of <see cref="Extends"/>, each built on the ones before it.</summary>
+    IReadOnlyList<AdaptedVit> Earlier(Model.VisionTransformer backbone)
+    {
+        var models = new List<AdaptedVit>();
+        foreach (var a in Extends) models.Add(a.Instantiate(backbone, models.ToArray()));
+        return models;
     }
 
     /// <summary>The backbone with this method's trainable parts, freshly initialised (seeded) for <paramref name="classes"/> classes.</summary>
@@ -60,7 +81,7 @@ public sealed record TuningOptions
         TuningMethod.Vqt => new QueryTuning.QueryTunedVit(backbone, classes, QueryTokens, QueryDropout, seed),
         TuningMethod.HeadOnly => new AdaptedVit(backbone, classes, 0, false, false, false, seed),
         TuningMethod.HeadAndClassToken => new AdaptedVit(backbone, classes, 0, false, true, false, seed),
-        TuningMethod.Memory => new AdaptedVit(backbone, classes, MemoryTokens, Masked, TrainClassToken, false, seed),
+        TuningMethod.Memory => new AdaptedVit(backbone, classes, MemoryTokens, Masked, TrainClassToken, false, seed, extends: Earlier(backbone)),
         TuningMethod.Full => new AdaptedVit(backbone.Clone(), classes, 0, false, false, true, seed),   // trains a copy: the given backbone stays as loaded
         TuningMethod.VqtMemory => new AdaptedVit(backbone, classes, MemoryTokens, false, TrainClassToken, false, seed, QueryTokens),
         _ => throw new ArgumentOutOfRangeException(nameof(Method)),

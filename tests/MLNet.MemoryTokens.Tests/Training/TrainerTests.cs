@@ -228,6 +228,36 @@ public class TrainerTests
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
 
+    [Fact]
+    public void CommandLineTrainsAnExtensionOnTopOfAMaskedTask()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "mmt-ext-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(root);
+            var ckpt = Path.Combine(root, "tiny.safetensors");
+            SafeTensorsFile.Write(ckpt, TinyBackbone().Model.Parameters);
+            var data = WriteColourFolder(Path.Combine(root, "data"), new ColourSquares(30, 4));
+            string first = Path.Combine(root, "first"), second = Path.Combine(root, "second");
+            string[] common = ["--model", ckpt, "--data", data, "--method", "memory", "--masked", "--tokens", "1", "--epochs", "4", "--lr", "3e-3", "--batch", "8", "--validation-fraction", "0"];
+            Assert.Equal(0, Cli(["train", .. common, "--out", first], out _));
+            Assert.Equal(0, Cli(["train", .. common, "--extends", first, "--out", second], out _));
+            var config = Adapter.Load(second).Config;
+            Assert.Equal(Adapter.Load(first).Fingerprint, Assert.Single(config.Extends).Fingerprint);
+            // evaluate finds the task it extends where it was saved
+            Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", second, "--data", data, "--json"], out var evalOut));
+            Assert.True(JsonDocument.Parse(evalOut).RootElement.GetProperty("accuracy").GetDouble() >= 0.9, evalOut);
+            // ... and says so clearly when it has gone
+            Directory.Delete(first, true);
+            Assert.NotEqual(0, Cli(["evaluate", "--model", ckpt, "--adapter", second, "--data", data], out _));
+            // extending an unmasked adapter is refused
+            string plain = Path.Combine(root, "plain");
+            Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--method", "memory", "--tokens", "1", "--epochs", "1", "--validation-fraction", "0", "--out", plain], out _));
+            Assert.NotEqual(0, Cli(["train", .. common, "--extends", plain, "--out", Path.Combine(root, "bad")], out _));
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
     static readonly object ConsoleLock = new();
 
     internal static int Cli(string[] args, out string stdout)
