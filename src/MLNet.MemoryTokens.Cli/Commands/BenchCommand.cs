@@ -165,12 +165,12 @@ internal static class BenchCommand
             var x = new Tensor([b, 3, px, px]);
             var rng = new Random(1);
             for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
-            double plain = Timing.Median(() => vit.Forward(x), r.GetValue(s.Seconds));
-            double both = Timing.Median(() => multi.Forward(x), r.GetValue(s.Seconds));
+            // the two in turn, call by call: a ratio of pairs holds when the machine's speed drifts
+            var (plain, both, ratio) = Timing.Paired(() => vit.Forward(x), () => multi.Forward(x), r.GetValue(s.Seconds));
             Console.WriteLine($"original head + {t} masked tasks (m={m}) in one pass vs a plain forward, batch {b}, image {px}, {Parallelism.Threads} threads");
             Console.WriteLine($"plain forward      {plain * 1000,8:F1} ms  {b / plain,7:F1} img/s");
             Console.WriteLine($"multi-task forward {both * 1000,8:F1} ms  {b / both,7:F1} img/s");
-            Console.WriteLine($"cost ratio         {both / plain,8:F3}x");
+            Console.WriteLine($"cost ratio         {ratio,8:F3}x  (median of per-pair ratios)");
             return 0;
         }));
         return cmd;
@@ -305,6 +305,28 @@ internal static class Timing
         } while (total.Elapsed.TotalSeconds < minSeconds || times.Count < 3);
         times.Sort();
         return times[times.Count / 2];
+    }
+
+    /// <summary>Times <paramref name="a"/> and <paramref name="b"/> in turn (a, b, a, b …) after a warm-up of both: the median
+    /// of each and the median of the per-pair ratios b/a.</summary>
+    public static (double A, double B, double Ratio) Paired(Action a, Action b, double minSeconds)
+    {
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || warm.Elapsed.TotalSeconds < 2; i++) { a(); b(); }
+        var (ta, tb, ratios) = (new List<double>(), new List<double>(), new List<double>());
+        var total = Stopwatch.StartNew();
+        do
+        {
+            var sw = Stopwatch.StartNew();
+            a();
+            double x = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            b();
+            double y = sw.Elapsed.TotalSeconds;
+            ta.Add(x); tb.Add(y); ratios.Add(y / x);
+        } while (total.Elapsed.TotalSeconds < 2 * minSeconds || ratios.Count < 5);
+        static double Mid(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+        return (Mid(ta), Mid(tb), Mid(ratios));
     }
 
     /// <summary>Resets the kernel's peak-RSS counter (VmHWM) of this process (Linux: writing 5 to /proc/self/clear_refs).</summary>

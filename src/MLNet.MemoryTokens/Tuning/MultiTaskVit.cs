@@ -26,6 +26,8 @@ public sealed class MultiTaskVit
     readonly AdaptedVit[] _tasks;
     readonly BlockTape[] _tapes;
     readonly object _lock = new();
+    float[] _x = [], _cols = [], _patches = [];
+    int _batch = -1;
 
     /// <summary>Combines adapters trained with <c>Masked = true</c> on <paramref name="backbone"/> (each checked against it).</summary>
     public MultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode = MultiTaskMode.Concatenation)
@@ -58,9 +60,15 @@ public sealed class MultiTaskVit
         int batch = images.Shape[0], n = c.NumTokens, d = c.Dim, p = c.NumPatches, tasks = _tasks.Length, s = n + tasks;
         lock (_lock)
         {
-            var x = new float[(long)batch * s * d];
-            var cols = new float[(long)batch * p * c.InChannels * c.PatchSize * c.PatchSize];
-            var patches = new float[(long)batch * p * d];
+            // reused across calls (a fresh 30 MB per batch cost page faults worth a tenth of the pass)
+            if (_batch != batch)
+            {
+                _x = new float[(long)batch * s * d];
+                _cols = new float[(long)batch * p * c.InChannels * c.PatchSize * c.PatchSize];
+                _patches = new float[(long)batch * p * d];
+                _batch = batch;
+            }
+            var (x, cols, patches) = (_x, _cols, _patches);
             PatchEmbed.Im2Col(cols, images.Data, batch, c.InChannels, c.ImageSize, c.ImageSize, c.PatchSize);
             Linear.Forward(patches, cols, Backbone.PatchPacked, Backbone.PatchBias.Data, batch * p);
             var pos = Backbone.PosEmbed.Data.AsSpan();
