@@ -51,9 +51,7 @@ internal static class BenchCommand
             var labels = Enumerable.Range(0, b).Select(i => i % 10).ToArray();
             var indices = Enumerable.Range(0, b).ToArray();
             using var cache = new MLNet.MemoryTokens.Tuning.QueryTuning.KeyValueCache(b, vit.Config, MLNet.MemoryTokens.IO.TensorDType.F16, long.MaxValue, null, "bench");
-            var captured = vqt.CaptureKeyValues(x);
-            for (int i = 0; i < b; i++) cache.Store(i, captured, i);
-            captured = null;
+            vqt.CaptureInto(x, cache, indices);
             if (m == "cached")
             {
                 // as the trainer does once its cache is complete: an epoch from the cache never runs the backbone
@@ -71,7 +69,7 @@ internal static class BenchCommand
             }
             Action step = m == "cached"
                 ? () => Train(cache.Load(indices))
-                : () => { var kv = vqt.CaptureKeyValues(x); for (int i = 0; i < b; i++) cache.Store(i, kv, i); Train(cache.Load(indices)); };
+                : () => { vqt.CaptureInto(x, cache, indices); Train(cache.Load(indices)); };
             double sec = Timing.Median(step, r.GetValue(s.Seconds));
             double cacheMb = cache.TotalBytes / 1e6;
             Console.WriteLine($"VQT step ({m}), T={t}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads; our cache F16 {cacheMb:F1} MB for these {b} images (in the RSS figure)");

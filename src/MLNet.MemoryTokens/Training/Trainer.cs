@@ -235,8 +235,7 @@ public static class Trainer
             var missing = indices.Where(i => !_cache.IsFilled(i)).ToArray();
             if (missing.Length > 0)
             {
-                var kv = _model.CaptureKeyValues(_images.Batch(missing));
-                for (int b = 0; b < missing.Length; b++) _cache.Store(missing[b], kv, b);
+                _model.CaptureInto(_images.Batch(missing), _cache, missing);
                 if (_cache.AllFilled)
                 {
                     // the cache is complete: later epochs never run the backbone, so its buffers go back to the system

@@ -70,6 +70,34 @@ public class QueryTuningTests
     }
 
     [Theory]
+    [InlineData(TensorDType.F16)]
+    [InlineData(TensorDType.BF16)]
+    public void CapturingIntoTheCacheStoresWhatStoringACapturedPassDoes(TensorDType dtype)
+    {
+        var (model, _, images) = Build();
+        int batch = images.Shape[0];
+        var config = model.Backbone.Config;
+        int[] order = Enumerable.Range(0, batch).Reverse().ToArray();
+        using var stored = new KeyValueCache(batch, config, dtype, long.MaxValue, null, "a");
+        var kv = model.CaptureKeyValues(images);
+        for (int b = 0; b < batch; b++) stored.Store(order[b], kv, b);
+        using var direct = new KeyValueCache(batch, config, dtype, long.MaxValue, null, "b");
+        Assert.False(direct.AllFilled);
+        model.CaptureInto(images, direct, order);
+        Assert.True(direct.AllFilled);
+        var (x, y) = (stored.Load(order), direct.Load(order));
+        Assert.Equal(x.ClassToken, y.ClassToken);
+        var (rx, ry) = (new float[config.NumTokens * 2 * config.Dim], new float[config.NumTokens * 2 * config.Dim]);
+        for (int l = 0; l < config.Depth; l++)
+            for (int b = 0; b < batch; b++)
+            {
+                x.Layer(l).ReadSample(b, rx); y.Layer(l).ReadSample(b, ry);
+                Assert.Equal(rx, ry);
+            }
+        Assert.Throws<ArgumentException>(() => model.CaptureInto(images, direct, order[1..]));   // one index per image
+    }
+
+    [Theory]
     [InlineData(TensorDType.F32)]
     [InlineData(TensorDType.F16)]
     public void AStepFromTheCacheIsTheStepFromTheBackbonePass(TensorDType dtype)

@@ -124,6 +124,31 @@ public sealed unsafe class KeyValueCache : IDisposable
         _filled[index] = true;
     }
 
+    /// <summary>Stores layer <paramref name="layer"/> of a backbone pass straight from its qkv rows [B, N, 3D] (k | v of each row)
+    /// as images <paramref name="indices"/>, in parallel over the batch: no float32 copy of the batch's keys/values is made.
+    /// An image counts as cached once its class token is stored too (<see cref="StoreClassToken"/>).</summary>
+    internal void StoreLayer(int layer, float[] qkv, IReadOnlyList<int> indices)
+    {
+        int n = _config.NumTokens, d = _config.Dim, per = n * 2 * d, es = _elementSize;
+        if (qkv.Length < (long)indices.Count * n * 3 * d) throw new ArgumentException($"qkv holds {qkv.Length} values; {indices.Count} images need {(long)indices.Count * n * 3 * d}.");
+        Kernels.Parallelism.For(0, indices.Count, b =>
+        {
+            var dst = ImageSpan(indices[b]).Slice(layer * per * es, per * es);
+            for (int r = 0; r < n; r++)
+                ElementConversion.FromSingle(DType, qkv.AsSpan((b * n + r) * 3 * d + d, 2 * d), dst.Slice(r * 2 * d * es, 2 * d * es));
+        });
+    }
+
+    /// <summary>Stores image <paramref name="index"/>'s final-norm class token [D], the last part of it: the image is cached.</summary>
+    internal void StoreClassToken(int index, ReadOnlySpan<float> classToken)
+    {
+        int d = _config.Dim, per = _config.NumTokens * 2 * d;
+        classToken[..d].CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ImageSpan(index)[(_config.Depth * per * _elementSize)..]));
+        _filled[index] = true;
+    }
+
+    internal VitConfig Config => _config;
+
     CachedBatch? _batch;
 
     /// <summary>A batch of cached images: class tokens copied out, keys/values read in place (attention widens each image's

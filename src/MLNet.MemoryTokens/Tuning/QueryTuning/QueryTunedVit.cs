@@ -11,7 +11,8 @@ namespace MLNet.MemoryTokens.Tuning.QueryTuning;
 /// z = q + Proj(Attn(LN1(q), K_l, V_l)), out = z + MLP(LN2(z)) — so queries neither see each other nor are seen.
 /// Head input [D·(1 + L·T)]: the L2-normalised final-norm class token, then for each layer the L2-normalised flattened
 /// [T·D] query outputs. Since the stream does not depend on anything trained, K_l, V_l and the class token are computed
-/// once per image (<see cref="CaptureKeyValues"/>) and training runs only the query paths (<see cref="ForwardCached"/>).
+/// once per image (<see cref="CaptureInto"/> a cache, or <see cref="CaptureKeyValues"/>) and training runs only the query paths
+/// (<see cref="ForwardCached"/>).
 /// </remarks>
 public sealed class QueryTunedVit : ITunedModel
 {
@@ -107,6 +108,18 @@ public sealed class QueryTunedVit : ITunedModel
         });
         for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, _captured.ClassToken, b * d, d);
         return _captured;
+    }
+
+    /// <summary>Runs the frozen backbone once and writes what VQT reads straight into <paramref name="cache"/> as images
+    /// <paramref name="indices"/> (one per batch row): the first epoch's path, with no float32 copy of the batch's keys/values.</summary>
+    public void CaptureInto(Tensor images, KeyValueCache cache, IReadOnlyList<int> indices)
+    {
+        int n = C.NumTokens, d = C.Dim;
+        var cc = cache.Config;
+        if (cc.Depth != C.Depth || cc.NumTokens != n || cc.Dim != d) throw new ArgumentException($"The cache is for {cc.Depth} layers × {cc.NumTokens} tokens × {cc.Dim}; the backbone has {C.Depth} × {n} × {d}.");
+        if (indices.Count != images.Shape[0]) throw new ArgumentException($"{images.Shape[0]} images but {indices.Count} cache indices.");
+        var features = Backbone.ForwardFeatures(images, (layer, qkv) => cache.StoreLayer(layer, qkv, indices));
+        for (int b = 0; b < indices.Count; b++) cache.StoreClassToken(indices[b], features.Data.AsSpan(b * n * d, d));
     }
 
     // what backward needs from the last training forward
