@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Buffers;
 
 namespace MLNet.MemoryTokens.Kernels;
@@ -138,7 +139,7 @@ public static unsafe class Attention
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
         int external = ExternalFloats(keys, hd);
-        Parallelism.For(0, batch * heads, task =>
+        void Task(int task)
         {
             int b = task / heads, h = task % heads;
             float* qp = q + b * qBatchStride + h * hd;
@@ -174,7 +175,8 @@ public static unsafe class Attention
                     col += s.Rows;
                 }
             }
-        });
+        }
+        RunTasks(batch * heads, nq, Task);
     }
 
     /// <summary>Segmented backward: dq (rows like q, stride qRow) and each segment's dk/dv accumulate; probs as saved by Forward.</summary>
@@ -186,7 +188,7 @@ public static unsafe class Attention
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
         int external = ExternalFloats(keys, hd);
-        Parallelism.For(0, batch * heads, task =>
+        void Task(int task)
         {
             int b = task / heads, h = task % heads;
             float* qp = q + b * qBatchStride + h * hd;
@@ -229,12 +231,48 @@ public static unsafe class Attention
                     col += s.Rows;
                 }
             }
-        });
+        }
+        RunTasks(batch * heads, nq, Task);
+    }
+
+    /// <summary>Runs the (batch, head) tasks on the cores: few-query tasks (a micro-second each) in a handful of chunks, since
+    /// scheduling each on its own cost more than the work (the multi-task pass runs one such group per task per layer).</summary>
+    static void RunTasks(int tasks, int nq, Action<int> task)
+    {
+        if (nq <= SmallQueries) Parallelism.ForChunks(tasks, 8, (start, end) => { for (int t = start; t < end; t++) task(t); });
+        else Parallelism.For(0, tasks, task);
     }
 
     /// <summary>Up to this many query rows a (batch, head) task is a few dot products and axpys over the keys: packing K and V
     /// for a GEMM would cost more than the product (a class token or VQT queries reading N keys).</summary>
     const int SmallQueries = 4;
+
+    /// <summary>a · b over n floats: whole vectors inline (a few-query task calls this once per key, where a library call's
+    /// set-up cost as much as the 64-float product).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static float Dot(float* a, float* b, int n)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc);
+            sum = Vector512.Sum(acc);
+        }
+        for (; i < n; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    /// <summary>y += alpha · x over n floats.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static void Axpy(float* y, float alpha, float* x, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (var va = Vector512.Create(alpha); i <= n - 16; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(x + i), va, Vector512.Load(y + i)).Store(y + i);
+        for (; i < n; i++) y[i] += alpha * x[i];
+    }
 
     static void ForwardSmall(float* o, int outRow, float* p, float* q, int qRow, int nq, int nk, TaskKeys* keys, int segments, int hd, float scale)
     {
@@ -247,7 +285,8 @@ public static unsafe class Attention
             {
                 var s = keys[si];
                 float* k = s.K;
-                for (int j = 0; j < s.Rows; j++) pi[col + j] = System.Numerics.Tensors.TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(k + (long)j * s.RowStride, hd));
+                fixed (float* qp = qi)
+                    for (int j = 0; j < s.Rows; j++) pi[col + j] = Dot(qp, k + (long)j * s.RowStride, hd);
                 col += s.Rows;
             }
             Softmax.RowForward(pi, pi, scale);
@@ -258,7 +297,8 @@ public static unsafe class Attention
             {
                 var s = keys[si];
                 float* v = s.V;
-                for (int j = 0; j < s.Rows; j++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * s.RowStride, hd), pi[col + j], oi, oi);
+                fixed (float* op = oi)
+                    for (int j = 0; j < s.Rows; j++) Axpy(op, pi[col + j], v + (long)j * s.RowStride, hd);
                 col += s.Rows;
             }
         }
@@ -269,7 +309,6 @@ public static unsafe class Attention
     {
         for (int i = 0; i < nq; i++)
         {
-            var dOi = new ReadOnlySpan<float>(dO + (long)i * outRow, hd);
             var pi = new ReadOnlySpan<float>(p + (long)i * nk, nk);
             var dSi = new Span<float>(dS + (long)i * nk, nk);
             int col = 0;
@@ -280,18 +319,12 @@ public static unsafe class Attention
                 for (int j = 0; j < s.Rows; j++)
                 {
                     // forward: o_i = Σ_j p_j v_j → dp_j = dO_i · v_j; dv_j += p_j dO_i
-                    dSi[col + j] = System.Numerics.Tensors.TensorPrimitives.Dot(dOi, new ReadOnlySpan<float>(v + (long)j * s.RowStride, hd));
-                    if (g.DV != null)
-                    {
-                        var dv = new Span<float>(g.DV + b * g.BatchStride + h * hd + (long)j * g.RowStride, hd);
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dOi, pi[col + j], dv, dv);
-                    }
+                    dSi[col + j] = Dot(dO + (long)i * outRow, v + (long)j * s.RowStride, hd);
+                    if (g.DV != null) Axpy(g.DV + b * g.BatchStride + h * hd + (long)j * g.RowStride, pi[col + j], dO + (long)i * outRow, hd);
                 }
                 col += s.Rows;
             }
             Softmax.RowBackward(dSi, pi, dSi, scale);                       // dS = P ⊙ (dP − Σ dP⊙P) / √d
-            var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
-            var dqi = new Span<float>(dq + (long)i * qRow, hd);
             col = 0;
             for (int si = 0; si < dKeys.Length; si++)
             {
@@ -300,12 +333,8 @@ public static unsafe class Attention
                 for (int j = 0; j < s.Rows; j++)
                 {
                     // forward: s_j = q_i · k_j → dq_i += dS_j k_j; dk_j += dS_j q_i
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(k + (long)j * s.RowStride, hd), dSi[col + j], dqi, dqi);
-                    if (g.DK != null)
-                    {
-                        var dk = new Span<float>(g.DK + b * g.BatchStride + h * hd + (long)j * g.RowStride, hd);
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(qi, dSi[col + j], dk, dk);
-                    }
+                    Axpy(dq + (long)i * qRow, dSi[col + j], k + (long)j * s.RowStride, hd);
+                    if (g.DK != null) Axpy(g.DK + b * g.BatchStride + h * hd + (long)j * g.RowStride, dSi[col + j], q + (long)i * qRow, hd);
                 }
                 col += s.Rows;
             }

@@ -341,7 +341,7 @@ public static unsafe class Gemm
         // Enough tasks to keep every core busy: split N into column ranges when M alone does not give them.
         int threads = parallel ? Parallelism.Threads : 1;
         long flops = 2L * m * n * k;
-        if (flops < 1 << 18) threads = 1;
+        if (flops < 1 << 22) threads = 1;   // below ~20 µs of work, waking a second thread costs more than it saves
         int nSplits = 1;
         if (threads > 1 && mBlocks < 2 * threads) nSplits = Math.Min(panels, (2 * threads + mBlocks - 1) / mBlocks);
         int tasks = mBlocks * nSplits;

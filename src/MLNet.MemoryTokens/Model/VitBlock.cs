@@ -9,6 +9,51 @@ namespace MLNet.MemoryTokens.Model;
 /// itself and its memory: (N+t, 1, [(0, N), (N+t, 1)], [t]). VQT query rows read only the originals: (N, T, [(0, N)], []).</remarks>
 public sealed record AttentionGroup(int QueryStart, int Queries, (int Start, int Rows)[] StreamKeys, int[] Memories, bool ReadsExternal = false);
 
+/// <summary>The rows of each sample that anything reads after a block (the last block: the rows the heads read): runs of rows,
+/// ascending and disjoint. Every row still gives keys and values; only live rows go through projection and MLP.</summary>
+public sealed record LiveRows(params (int Start, int Count)[] Ranges)
+{
+    /// <summary>Live rows per sample.</summary>
+    public int Count => Ranges.Sum(r => r.Count);
+
+    public bool Holds(AttentionGroup g) => Ranges.Any(r => g.QueryStart >= r.Start && g.QueryStart + g.Queries <= r.Start + r.Count);
+
+    internal void Validate(int seqRows)
+    {
+        int end = 0;
+        foreach (var (start, count) in Ranges)
+        {
+            if (start < end || count < 1 || start + count > seqRows) throw new ArgumentException($"Live rows must be ascending, disjoint runs within the {seqRows} rows of a sample.");
+            end = start + count;
+        }
+        if (Ranges.Length == 0) throw new ArgumentException("At least one row must be live.");
+    }
+
+    /// <summary>[B, S, D] → [B, Count, D]: each sample's live rows, in order.</summary>
+    internal void Gather(float[] full, float[] live, int batch, int seqRows, int d)
+    {
+        int at = 0;
+        for (int b = 0; b < batch; b++)
+            foreach (var (start, count) in Ranges)
+            {
+                Array.Copy(full, ((long)b * seqRows + start) * d, live, (long)at * d, (long)count * d);
+                at += count;
+            }
+    }
+
+    /// <summary>[B, Count, D] → the live rows of [B, S, D] (the other rows untouched).</summary>
+    internal void Scatter(float[] live, float[] full, int batch, int seqRows, int d)
+    {
+        int at = 0;
+        for (int b = 0; b < batch; b++)
+            foreach (var (start, count) in Ranges)
+            {
+                Array.Copy(live, (long)at * d, full, ((long)b * seqRows + start) * d, (long)count * d);
+                at += count;
+            }
+    }
+}
+
 /// <summary>One pre-norm transformer block: weights (views into the model's state dict), inference forward, training forward
 /// that keeps what backward needs, and backward — side by side.</summary>
 /// <remarks>Legend: B batch, S stream rows per sample (N original tokens + extra rows such as task class tokens or queries),
@@ -58,15 +103,32 @@ internal sealed class VitBlock
         Linear.Forward(ws.X, ws.Hidden, Fc2Packed, Fc2B.Data, rows, accumulate: true);
     }
 
+    /// <summary>The last block of a classifier: every row gives keys/values, only the class token (row 0) goes on —
+    /// cls [B, D] is that row after the block.</summary>
+    public void ForwardInferenceClassToken(VisionTransformer.Workspace ws, int batch, float[] cls)
+    {
+        var c = C;
+        int n = c.NumTokens, d = c.Dim;
+        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm1W.Data, Norm1B.Data, batch * n, d, c.LayerNormEps);
+        Linear.Forward(ws.Qkv, ws.Ln, QkvPacked, QkvB.Data, batch * n);
+        // the class token's attention output                                    [B, 1, D]
+        Attention.Forward(ws.Attn, default, ws.Qkv, new Attention.Layout(batch, n, c.Heads, c.HeadDim, 0, 1, 0, n));
+        for (int b = 0; b < batch; b++) Array.Copy(ws.X, (long)b * n * d, cls, (long)b * d, d);
+        Linear.Forward(cls, ws.Attn, ProjPacked, ProjB.Data, batch, accumulate: true);
+        LayerNorm.Forward(ws.Ln, default, default, cls, Norm2W.Data, Norm2B.Data, batch, d, c.LayerNormEps);
+        Linear.ForwardGelu(default, ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, batch);
+        Linear.Forward(cls, ws.Hidden, Fc2Packed, Fc2B.Data, batch, accumulate: true);
+    }
+
     /// <summary>The general forward: stream x [B, S, D] updated in place, memory sets read as extra keys/values by the groups
     /// that name them. With <paramref name="tape"/> it keeps what <see cref="Backward"/> needs; without, it only computes.</summary>
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
-    /// <param name="live">The rows of each sample anything reads after this block (the last block: the pooled row), or null: all.
-    /// Every row still gives keys and values, but only live rows go through projection and MLP — the other rows' outputs are
-    /// left stale. The groups must query live rows only.</param>
+    /// <param name="live">The rows of each sample anything reads after this block (the last block: the rows heads read), or
+    /// null: all. Every row still gives keys and values, but only live rows go through projection and MLP — the other rows'
+    /// outputs are left stale. The groups must query live rows only.</param>
     public unsafe void Forward(float[] x, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, BlockTape tape,
-        bool keep = true, ExternalKeyValues? external = null, bool weightGradients = false, (int Start, int Count)? live = null)
+        bool keep = true, ExternalKeyValues? external = null, bool weightGradients = false, LiveRows? live = null)
     {
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
@@ -94,11 +156,11 @@ internal sealed class VitBlock
             }
         // past attention, only the live rows: gathered [B·c, D], the block's output scattered back at the end
         var (px, pa, prows) = (x, tape.Attn, rows);
-        if (live is var (r0, count))
+        if (live is not null)
         {
-            (px, pa, prows) = (tape.LiveX, tape.LiveAttn, batch * count);
-            GatherRows(x, px, batch, seqRows, r0, count, d);
-            GatherRows(tape.Attn, pa, batch, seqRows, r0, count, d);
+            (px, pa, prows) = (tape.LiveX, tape.LiveAttn, batch * live.Count);
+            live.Gather(x, px, batch, seqRows, d);
+            live.Gather(tape.Attn, pa, batch, seqRows, d);
         }
         // x ← x + Attn Wprojᵀ + b (rows no group queried keep a zero attention output: the residual passes them through)
         Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
@@ -107,19 +169,7 @@ internal sealed class VitBlock
         LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
         Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
         Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
-        if (live is var (start, n)) ScatterRows(px, x, batch, seqRows, start, n, d);
-    }
-
-    /// <summary>dst[b, i] = src[b, start + i] for i &lt; count: [B, S, D] → [B, count, D].</summary>
-    static void GatherRows(float[] src, float[] dst, int batch, int seqRows, int start, int count, int d)
-    {
-        for (int b = 0; b < batch; b++) Array.Copy(src, ((long)b * seqRows + start) * d, dst, (long)b * count * d, (long)count * d);
-    }
-
-    /// <summary>dst[b, start + i] = src[b, i]: [B, count, D] → the live rows of [B, S, D].</summary>
-    static void ScatterRows(float[] src, float[] dst, int batch, int seqRows, int start, int count, int d)
-    {
-        for (int b = 0; b < batch; b++) Array.Copy(src, (long)b * count * d, dst, ((long)b * seqRows + start) * d, (long)count * d);
+        live?.Scatter(px, x, batch, seqRows, d);
     }
 
     unsafe Attention.Segment[] Segments(AttentionGroup grp, float* qkv, int seqRows, BlockTape tape, ExternalKeyValues? external)
@@ -152,10 +202,11 @@ internal sealed class VitBlock
         s.Ensure(c, rows);
         // the part past attention ran on the live rows only (forward's gather): dx of those rows, [B·c, D]
         var (pdx, pa, prows) = (dx, tape.Attn, rows);
-        if (tape.Live is var (r0, count))
+        var live = tape.Live;
+        if (live is not null)
         {
-            (pdx, pa, prows) = (tape.LiveDx, tape.LiveAttn, batch * count);
-            GatherRows(dx, pdx, batch, seqRows, r0, count, d);
+            (pdx, pa, prows) = (tape.LiveDx, tape.LiveAttn, batch * live.Count);
+            live.Gather(dx, pdx, batch, seqRows, d);
         }
         // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
         //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM (gelu' kept by forward)
@@ -169,14 +220,14 @@ internal sealed class VitBlock
         // forward: mid = x + Attn Wprojᵀ + bp      → dAttn = dMid Wproj
         Linear.BackwardInput(s.DRow, pdx, ProjPackedT, prows, accumulate: false);
         if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, pdx, pa, ProjW.Data, prows, d, d);
-        if (tape.Live is var (liveStart, liveCount))
+        if (live is not null)
         {
             // back to full rows: dAttn and the residual dMid live-rows only, zero elsewhere (a stale row's output fed nothing)
             Array.Copy(s.DRow, tape.LiveAttn, (long)prows * d);   // dAttn [B·c, D] aside (LiveAttn is free past dWproj)
             Array.Clear(s.DRow, 0, rows * d);
             Array.Clear(dx, 0, rows * d);
-            ScatterRows(tape.LiveAttn, s.DRow, batch, seqRows, liveStart, liveCount, d);
-            ScatterRows(pdx, dx, batch, seqRows, liveStart, liveCount, d);
+            live.Scatter(tape.LiveAttn, s.DRow, batch, seqRows, d);
+            live.Scatter(pdx, dx, batch, seqRows, d);
         }
         // forward: Attn = MHSA(qkv)                → dQkv (stream rows) and per-sample dQkv of each memory set
         Array.Clear(s.DQkv, 0, rows * 3 * d);
@@ -241,7 +292,7 @@ internal sealed class BlockTape
     public int Batch = -1, SeqRows = -1;
     public float[] Input = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Qkv = [], Attn = [], Mid = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], GeluDerivative = [], Gelu = [];
     /// <summary>The live rows of the last forward (null: all), and their gathered stream, attention output and gradient [B·c, D].</summary>
-    public (int Start, int Count)? Live;
+    public LiveRows? Live;
     public float[] LiveX = [], LiveAttn = [], LiveDx = [];
     public float[][] Probs = [];
     public int[] MemRows = [];
@@ -256,14 +307,18 @@ internal sealed class BlockTape
     /// <param name="weightInputs">Keep LN outputs, attention output and GELU output per layer: only weight gradients (full
     /// fine-tuning) read them; otherwise they live in the model-wide scratch and the tape holds just what activation gradients need.</param>
     public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true,
-        int externalRows = 0, bool weightInputs = false, (int Start, int Count)? live = null)
+        int externalRows = 0, bool weightInputs = false, LiveRows? live = null)
     {
         int d = c.Dim;
         long rows = (long)batch * seqRows;
-        if (live is var (start, count) && (start < 0 || count < 1 || start + count > seqRows || groups.Any(g => g.QueryStart < start || g.QueryStart + g.Queries > start + count)))
-            throw new ArgumentException($"Live rows {live} must lie within the {seqRows} rows of a sample and hold every query row.");
+        if (live is not null)
+        {
+            live.Validate(seqRows);
+            if (!groups.All(live.Holds)) throw new ArgumentException("Every query row must be live: a group queries rows outside the live ones.");
+            int n = live.Count;
+            if (LiveX.Length != batch * n * d) { LiveX = Pinned(batch * n * d); LiveAttn = Pinned(batch * n * d); LiveDx = Pinned(batch * n * d); }
+        }
         Live = live;
-        if (live is var (_, n) && LiveX.Length != batch * n * d) { LiveX = Pinned(batch * n * d); LiveAttn = Pinned(batch * n * d); LiveDx = Pinned(batch * n * d); }
         if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
         {
             Input = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
@@ -276,7 +331,17 @@ internal sealed class BlockTape
             }
             Batch = batch; SeqRows = seqRows; _weightInputs = weightInputs; Probs = [];
         }
-        Array.Clear(Attn, 0, (int)(rows * d)); // rows no group queries must stay zero
+        // rows no group queries must have a zero attention output (the residual passes them through); the others are written
+        var queried = new bool[seqRows];
+        foreach (var g in groups) queried.AsSpan(g.QueryStart, g.Queries).Fill(true);
+        for (int r = 0; r < seqRows; r++)
+        {
+            if (queried[r]) continue;
+            int end = r;
+            while (end < seqRows && !queried[end]) end++;
+            for (int b = 0; b < batch; b++) Array.Clear(Attn, (int)(((long)b * seqRows + r) * d), (end - r) * d);
+            r = end;
+        }
         var memRows = memories.Select(m => m.Length / d).ToArray();
         if (!memRows.AsSpan().SequenceEqual(MemRows) || DMemQkv.Length != memRows.Length || (memRows.Length > 0 && DMemQkv[0].Length < (long)batch * memRows[0] * 3 * d))
         {

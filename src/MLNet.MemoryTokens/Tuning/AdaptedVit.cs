@@ -145,15 +145,17 @@ public sealed class AdaptedVit : ITunedModel
         return groups;
     }
 
-    /// <summary>What the last block runs on: only the pooled row feeds the head, so only it goes through that block's projection
-    /// and MLP, and only it queries (every row still gives keys/values). Exact: the other rows' outputs feed nothing. Not with
-    /// query tokens, whose outputs at every layer feed the head.</summary>
-    (AttentionGroup[] Groups, (int Start, int Count)? Live) LastLayer(AttentionGroup[] groups)
+    /// <summary>What the last block runs on: only the rows the head reads (the pooled row, and query rows when composed with VQT)
+    /// go through that block's projection and MLP, and only they query (every row still gives keys/values). Exact: the other
+    /// rows' outputs feed nothing.</summary>
+    (AttentionGroup[] Groups, LiveRows Live) LastLayer(AttentionGroup[] groups)
     {
-        if (QueryTokens > 0) return (groups, null);
         int row = PooledRow;
-        var trimmed = groups.Where(g => g.QueryStart <= row && row < g.QueryStart + g.Queries).Select(g => g with { QueryStart = row, Queries = 1 }).ToArray();
-        return (trimmed, (row, 1));
+        var live = QueryTokens > 0 ? new LiveRows((row, 1), (QueryRow0, QueryTokens)) : new LiveRows((row, 1));
+        // the pooled row's group keeps only that query; query groups stay whole
+        var trimmed = groups.Select(g => g.QueryStart <= row && row < g.QueryStart + g.Queries ? g with { QueryStart = row, Queries = 1 } : g)
+            .Where(live.Holds).ToArray();
+        return (trimmed, live);
     }
 
     /// <summary>The memory set block <paramref name="layer"/> reads as separate keys/values: the masked variant's only.</summary>

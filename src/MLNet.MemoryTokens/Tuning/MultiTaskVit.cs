@@ -80,10 +80,14 @@ public sealed class MultiTaskVit
                 for (int t = 0; t < tasks; t++) TensorPrimitives.Add(_tasks[t].ClassToken!.Data, pos[..d], xb.Slice((n + t) * d, d));
             }
             var groups = Groups(n, tasks);
+            // the last block: only the rows the heads read (the original class token, each task's row) go past attention
+            var live = tasks > 0 ? new LiveRows((0, 1), (n, tasks)) : new LiveRows((0, 1));
+            var lastGroups = groups.Select((g, i) => i == 0 ? g with { Queries = 1 } : g).ToArray();
             for (int l = 0; l < c.Depth; l++)
             {
                 var memories = _tasks.Select(t => (ReadOnlyMemory<float>)t.Memory!.Data.AsMemory(l * t.MemoryTokens * d, t.MemoryTokens * d)).ToArray();
-                Backbone.Blocks[l].Forward(x, batch, s, memories, groups, _tapes[l], keep: false);
+                bool last = l == c.Depth - 1;
+                Backbone.Blocks[l].Forward(x, batch, s, memories, last ? lastGroups : groups, _tapes[l], keep: false, live: last ? live : null);
             }
             Tensor? original = null;
             if (Backbone.HeadPacked is not null)

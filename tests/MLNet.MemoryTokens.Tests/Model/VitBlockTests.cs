@@ -26,7 +26,7 @@ public class VitBlockTests
         var live = (float[])x0.Clone();
         var liveTape = new BlockTape { Scratch = new BackwardScratch() };
         var liveGroups = new[] { new AttentionGroup(start, count, [(0, s)], [0]) };
-        block.Forward(live, batch, s, memories, liveGroups, liveTape, weightGradients: true, live: (start, count));
+        block.Forward(live, batch, s, memories, liveGroups, liveTape, weightGradients: true, live: new LiveRows((start, count)));
         for (int b = 0; b < batch; b++)
             Numerics.AssertClose(full.AsSpan((b * s + start) * d, count * d).ToArray(), live.AsSpan((b * s + start) * d, count * d).ToArray(), 1e-6, 1e-5, $"live rows of sample {b}");
 
@@ -52,6 +52,7 @@ public class VitBlockTests
         int s = vit.Config.NumTokens;
         var x = new float[s * vit.Config.Dim];
         var tape = new BlockTape { Scratch = new BackwardScratch() };
-        Assert.Throws<ArgumentException>(() => vit.Blocks[0].Forward(x, 1, s, [], [new AttentionGroup(0, s, [(0, s)], [])], tape, live: (0, 1)));
+        Assert.Throws<ArgumentException>(() => vit.Blocks[0].Forward(x, 1, s, [], [new AttentionGroup(0, s, [(0, s)], [])], tape, live: new LiveRows((0, 1))));
+        Assert.Throws<ArgumentException>(() => vit.Blocks[0].Forward(x, 1, s, [], [new AttentionGroup(2, 1, [(0, s)], [])], tape, live: new LiveRows((2, 1), (1, 1))));   // not ascending
     }
 }
