@@ -130,53 +130,78 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>Segmented forward. q: query rows (row stride qRow, batch stride qBatchStride); out: rows at stride outRow.</summary>
-    internal static void Forward(float* output, long outBatchStride, int outRow, float* probs, float* q, int qRow, long qBatchStride, int nq,
-        Segment[] keys, int batch, int heads, int hd)
+    /// <summary>One group's forward arguments: its queries (row stride QRow, batch stride QBatchStride), output rows (stride
+    /// OutRow, batch stride OutBatchStride), the segments it reads and, when training, where its probabilities go.</summary>
+    internal readonly struct ForwardGroup(float* output, long outBatchStride, int outRow, float* probs, float* q, int qRow, long qBatchStride, int nq, Segment[] keys)
     {
-        int D = heads * hd, nk = 0;
-        foreach (var s in keys) nk += s.Rows;
+        public readonly float* Output = output, Probs = probs, Q = q;
+        public readonly long OutBatchStride = outBatchStride, QBatchStride = qBatchStride;
+        public readonly int OutRow = outRow, QRow = qRow, Queries = nq;
+        public readonly Segment[] Keys = keys;
+        public int KeyRows { get { int n = 0; foreach (var s in Keys) n += s.Rows; return n; } }
+    }
+
+    /// <summary>Segmented forward of one group. q: query rows (row stride qRow, batch stride qBatchStride); out: rows at stride outRow.</summary>
+    internal static void Forward(float* output, long outBatchStride, int outRow, float* probs, float* q, int qRow, long qBatchStride, int nq,
+        Segment[] keys, int batch, int heads, int hd) =>
+        Forward([new ForwardGroup(output, outBatchStride, outRow, probs, q, qRow, qBatchStride, nq, keys)], batch, heads, hd);
+
+    /// <summary>Several groups over the same rows, one (batch, head) task at a time running every group: a sample's keys and
+    /// values are read from memory once for all of them (a multi-task pass's task rows re-read them, group by group, for a
+    /// tenth of the pass).</summary>
+    internal static void Forward(ForwardGroup[] groups, int batch, int heads, int hd)
+    {
         float scale = 1f / MathF.Sqrt(hd);
-        if (nq == 0) return;
-        int external = ExternalFloats(keys, hd);
+        int external = 0, maxQueries = 0;
+        foreach (var g in groups) { external = Math.Max(external, ExternalFloats(g.Keys, hd)); maxQueries = Math.Max(maxQueries, g.Queries); }
+        var nks = groups.Select(g => g.KeyRows).ToArray();
+        int maxSegments = groups.Max(g => g.Keys.Length);
         void Task(int task)
         {
             int b = task / heads, h = task % heads;
-            float* qp = q + b * qBatchStride + h * hd;
-            float* o = output + b * outBatchStride + h * hd;
-            float[]? rented = probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, nq * nk) : null;
-            float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
-            TaskKeys* tk = stackalloc TaskKeys[keys.Length];
-            fixed (float* scratch = rented) fixed (float* wide = widened)
+            TaskKeys* tk = stackalloc TaskKeys[maxSegments];
+            for (int gi = 0; gi < groups.Length; gi++)
             {
-                Resolve(keys, b, h, hd, tk, wide);
-                float* p = probs != null ? probs + (long)task * nq * nk : scratch;
-                if (nq <= SmallQueries) { ForwardSmall(o, outRow, p, qp, qRow, nq, nk, tk, keys.Length, hd, scale); return; }
-                // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
-                int col = 0;
-                for (int si = 0; si < keys.Length; si++)
+                var g = groups[gi];
+                int nq = g.Queries, nk = nks[gi];
+                if (nq == 0) continue;
+                var keys = g.Keys;
+                float* qp = g.Q + b * g.QBatchStride + h * hd;
+                float* o = g.Output + b * g.OutBatchStride + h * hd;
+                int outRow = g.OutRow, qRow = g.QRow;
+                float[]? rented = g.Probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, nq * nk) : null;
+                float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
+                fixed (float* scratch = rented) fixed (float* wide = widened)
                 {
-                    var s = tk[si];
-                    Gemm.Multiply(false, true, nq, s.Rows, hd, qp, qRow, s.K, s.RowStride, p + col, nk, 0f, parallel: false);
-                    col += s.Rows;
-                }
-                // P = softmax(S / √d) over all keys, row by row, in place
-                for (int i = 0; i < nq; i++)
-                {
-                    var pr = new Span<float>(p + (long)i * nk, nk);
-                    Softmax.RowForward(pr, pr, scale);
-                }
-                // O = Σ_seg P_seg V_seg                                  [Nq, d] into the head's columns
-                col = 0;
-                for (int si = 0; si < keys.Length; si++)
-                {
-                    var s = tk[si];
-                    Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.V, s.RowStride, o, outRow, col == 0 ? 0f : 1f, parallel: false);
-                    col += s.Rows;
+                    Resolve(keys, b, h, hd, tk, wide);
+                    float* p = g.Probs != null ? g.Probs + (long)task * nq * nk : scratch;
+                    if (nq <= SmallQueries) { ForwardSmall(o, outRow, p, qp, qRow, nq, nk, tk, keys.Length, hd, scale); continue; }
+                    // S = Q Kᵀ, one block of columns per segment             [Nq, Nk]
+                    int col = 0;
+                    for (int si = 0; si < keys.Length; si++)
+                    {
+                        var s = tk[si];
+                        Gemm.Multiply(false, true, nq, s.Rows, hd, qp, qRow, s.K, s.RowStride, p + col, nk, 0f, parallel: false);
+                        col += s.Rows;
+                    }
+                    // P = softmax(S / √d) over all keys, row by row, in place
+                    for (int i = 0; i < nq; i++)
+                    {
+                        var pr = new Span<float>(p + (long)i * nk, nk);
+                        Softmax.RowForward(pr, pr, scale);
+                    }
+                    // O = Σ_seg P_seg V_seg                                  [Nq, d] into the head's columns
+                    col = 0;
+                    for (int si = 0; si < keys.Length; si++)
+                    {
+                        var s = tk[si];
+                        Gemm.Multiply(false, false, nq, hd, s.Rows, p + col, nk, s.V, s.RowStride, o, outRow, col == 0 ? 0f : 1f, parallel: false);
+                        col += s.Rows;
+                    }
                 }
             }
         }
-        RunTasks(batch * heads, nq, Task);
+        RunTasks(batch * heads, maxQueries, Task);
     }
 
     /// <summary>Segmented backward: dq (rows like q, stride qRow) and each segment's dk/dv accumulate; probs as saved by Forward.</summary>

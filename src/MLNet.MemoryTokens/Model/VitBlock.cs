@@ -145,15 +145,20 @@ internal sealed class VitBlock
             Linear.Forward(tape.MemQkv[j], tape.MemLn1[j], QkvPacked, QkvB.Data, m);
         }
         // attention, group by group, into the query rows of Attn              [B, S, D]
+        // all groups in one pass over (sample, head): each sample's keys/values are read once for every group (probability
+        // buffers are pinned-object-heap arrays)
         fixed (float* qkv = tape.Qkv) fixed (float* attn = tape.Attn)
+        {
+            var args = new Attention.ForwardGroup[groups.Count];
             for (int g = 0; g < groups.Count; g++)
             {
                 var grp = groups[g];
-                var segs = Segments(grp, qkv, seqRows, tape, external);
                 fixed (float* probs = keep ? tape.Probs[g] : null)
-                    Attention.Forward(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d,
-                        (long)seqRows * 3 * d, grp.Queries, segs, batch, c.Heads, c.HeadDim);
+                    args[g] = new Attention.ForwardGroup(attn + (long)grp.QueryStart * d, (long)seqRows * d, d, probs, qkv + (long)grp.QueryStart * 3 * d, 3 * d,
+                        (long)seqRows * 3 * d, grp.Queries, Segments(grp, qkv, seqRows, tape, external));
             }
+            Attention.Forward(args, batch, c.Heads, c.HeadDim);
+        }
         // past attention, only the live rows: gathered [B·c, D], the block's output scattered back at the end
         var (px, pa, prows) = (x, tape.Attn, rows);
         if (live is not null)
