@@ -10,7 +10,7 @@ MODEL=${1:-../shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensor
 dotnet build src/MLNet.MemoryTokens.Cli -c Release -v q -nologo >/dev/null
 MMT="dotnet src/MLNet.MemoryTokens.Cli/bin/Release/net10.0/mmt.dll"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-for cmd in "gemm" "infer ${WITH_MODEL[*]}" "train --method memory --tokens 5" "train --method full" \
+for cmd in "gemm" "infer ${WITH_MODEL[*]}" "train --method memory --tokens 5 --rounds 3" "train --method full --rounds 3" \
            "vqt --mode cached --torch-modes cached,recompute" "vqt --mode first --torch-modes detached" "multitask --tasks 5 --tokens 5"; do
   echo; echo "\$ mmt bench $cmd"
   $MMT bench $cmd --threads 2 --seconds 8

@@ -101,10 +101,11 @@ internal static class BenchCommand
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 5 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
-        cmd.Options.Add(model); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size);
+        var rounds = new Option<int>("--rounds") { Description = "Ours then PyTorch, this many times: the speed-up quoted is the median of the rounds' ratios (a noisy machine moves both sides).", DefaultValueFactory = _ => 1 };
+        cmd.Options.Add(model); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(rounds);
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
-            int b = r.GetValue(batch), px = r.GetValue(size), m = r.GetValue(tokens);
+            int b = r.GetValue(batch), px = r.GetValue(size), m = r.GetValue(tokens), n = Math.Max(1, r.GetValue(rounds));
             string meth = r.GetValue(method)!;
             Parallelism.Threads = r.GetValue(s.Threads);
             var vit = r.GetValue(model) is string path
@@ -129,13 +130,30 @@ internal static class BenchCommand
                 adapted.Backward(d);
                 optimizer.Step(adapted.Parameters, 1e-4f);
             }
-            double sec = Timing.Median(Step, r.GetValue(s.Seconds));
-            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads");
-            var torch = r.GetValue(s.NoTorch) ? null : RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
-                .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).FirstOrDefault();
+            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads{(n > 1 ? $", {n} rounds" : "")}");
+            var (ours, torches, peaks) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>());
+            for (int k = 0; k < n; k++)
+            {
+                ours.Add(Timing.Median(Step, r.GetValue(s.Seconds)));
+                peaks.Add(Timing.PeakRssMb());
+                if (!r.GetValue(s.NoTorch))
+                    torches.Add(RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
+                        .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First());
+                if (n > 1)
+                    Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
+            }
+            static double Median(IEnumerable<double> v) { var a = v.Order().ToArray(); return a[a.Length / 2]; }
+            double sec = Median(ours);
+            Dictionary<string, double>? torch = torches.Count == 0 ? null : new()
+            {
+                ["images_per_second"] = Median(torches.Select(t => t["images_per_second"])), ["seconds"] = Median(torches.Select(t => t["seconds"])),
+                ["peak_rss_mb"] = torches.Max(t => t["peak_rss_mb"]),
+            };
             Report.Print([("images/s", b / sec, torch?.GetValueOrDefault("images_per_second"), true),
                           ("ms per step", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
-                          ("peak RSS MB", Timing.PeakRssMb(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+                          ("peak RSS MB", peaks.Max(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            if (n > 1 && torches.Count == n)
+                Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Median(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
         }));
         return cmd;
