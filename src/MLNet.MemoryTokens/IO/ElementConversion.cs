@@ -60,24 +60,27 @@ internal static class ElementConversion
         fixed (ushort* ps = src) fixed (float* pd = dst) HalfToSingle(ps, pd, src.Length);
     }
 
-    internal static unsafe void HalfToSingle(ushort* src, float* dst, int n)
+    internal static unsafe void HalfToSingle(ushort* src, float* dst, int n) => Widen(half: true, src, dst, n);
+
+    /// <summary>16-bit floats → float, 32 (or 16) at a time: binary16 (<paramref name="half"/>) or bfloat16.</summary>
+    static unsafe void Widen(bool half, ushort* src, float* dst, int n)
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
             for (; i + 32 <= n; i += 32)
             {
                 var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
-                HalfBitsToSingle(lo).Store(dst + i);
-                HalfBitsToSingle(hi).Store(dst + i + 16);
+                (half ? HalfBitsToSingle(lo) : (lo << 16).AsSingle()).Store(dst + i);
+                (half ? HalfBitsToSingle(hi) : (hi << 16).AsSingle()).Store(dst + i + 16);
             }
         if (Vector256.IsHardwareAccelerated)
             for (; i + 16 <= n; i += 16)
             {
                 var (lo, hi) = Vector256.Widen(Vector256.Load(src + i));
-                HalfBitsToSingle(lo).Store(dst + i);
-                HalfBitsToSingle(hi).Store(dst + i + 8);
+                (half ? HalfBitsToSingle(lo) : (lo << 16).AsSingle()).Store(dst + i);
+                (half ? HalfBitsToSingle(hi) : (hi << 16).AsSingle()).Store(dst + i + 8);
             }
-        for (; i < n; i++) dst[i] = (float)BitConverter.UInt16BitsToHalf(src[i]);
+        for (; i < n; i++) dst[i] = half ? (float)BitConverter.UInt16BitsToHalf(src[i]) : BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
     }
 
     // |h| << 13 puts the binary16 exponent and mantissa where float's are; × 2^112 (0x77800000) re-biases the exponent (15 → 127) and turns
@@ -107,18 +110,7 @@ internal static class ElementConversion
         fixed (ushort* ps = src) fixed (float* pd = dst) BFloat16ToSingle(ps, pd, src.Length);
     }
 
-    internal static unsafe void BFloat16ToSingle(ushort* src, float* dst, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 32 <= n; i += 32)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
-                (lo << 16).AsSingle().Store(dst + i);
-                (hi << 16).AsSingle().Store(dst + i + 16);
-            }
-        for (; i < n; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
-    }
+    internal static unsafe void BFloat16ToSingle(ushort* src, float* dst, int n) => Widen(half: false, src, dst, n);
 
     /// <summary>Narrows floats to <paramref name="type"/> bytes (<c>dst.Length == src.Length * size</c>), rounding to nearest even like numpy and torch.</summary>
     public static void FromSingle(TensorDType type, ReadOnlySpan<float> src, Span<byte> dst)
