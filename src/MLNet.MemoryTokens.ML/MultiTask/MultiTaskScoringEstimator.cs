@@ -36,7 +36,8 @@ public sealed class MultiTaskScoringEstimator : IEstimator<MultiTaskScoringTrans
         /// <summary>True: softmax probabilities, as ML.NET's Score columns; false: raw logits. Default true.</summary>
         public bool ApplySoftmax { get; set; } = true;
 
-        /// <summary>How tasks see each other (concatenation: each alone, as trained). Default <see cref="MultiTaskMode.Concatenation"/>.</summary>
+        /// <summary>How tasks see each other: concatenation (each alone, as trained), or extension (a chain of adapters, each trained
+        /// on top of the ones before it with <c>mmt train --masked --extends</c>, listed in that order). Default <see cref="MultiTaskMode.Concatenation"/>.</summary>
         public MultiTaskMode Mode { get; set; } = MultiTaskMode.Concatenation;
 
         /// <summary>Rows per forward pass. Default 32.</summary>
