@@ -8,6 +8,17 @@ public static class Numerics
 {
     static readonly Dictionary<string, IReadOnlyDictionary<string, Tensor>> Cache = new();
 
+    /// <summary>Cross-entropy of a tuned model on a batch (label smoothing as the parity fixtures use); with
+    /// <paramref name="backward"/>, the gradients are cleared and filled from it.</summary>
+    public static double Loss(MLNet.MemoryTokens.Tuning.ITunedModel model, Tensor images, int[] labels, bool backward, float labelSmoothing = 0.1f)
+    {
+        var logits = model.Forward(images, keepForBackward: backward);
+        var dLogits = new Tensor(logits.Shape);
+        double loss = MLNet.MemoryTokens.Training.CrossEntropy.Compute(logits.Data, labels, model.NumClasses, labelSmoothing, dLogits.Data);
+        if (backward) { MLNet.MemoryTokens.Tuning.TunedModels.ZeroGrad(model); model.Backward(dLogits); }
+        return loss;
+    }
+
     /// <summary>A PyTorch dump from tests/fixtures/parity (written by reference/make_parity_fixtures.py).</summary>
     public static IReadOnlyDictionary<string, Tensor> Parity(string file)
     {

@@ -22,15 +22,6 @@ public class MemoryTokenGradientTests
         return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
     }
 
-    static double Step(AdaptedVit model, Tensor images, int[] labels, bool backward)
-    {
-        var logits = model.Forward(images, keepForBackward: backward);
-        var dLogits = new Tensor(logits.Shape);
-        double loss = CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, dLogits.Data);
-        if (backward) { model.ZeroGrad(); model.Backward(dLogits); }
-        return loss;
-    }
-
     [Theory]
     [InlineData("plain")]
     [InlineData("masked")]
@@ -40,7 +31,7 @@ public class MemoryTokenGradientTests
         var (model, labels, images) = Build(variant);
         var logits = model.Forward(images, keepForBackward: false);
         Numerics.AssertClose(F[$"{variant}.logits"].Data, logits.Data, 1e-4, 0, $"{variant} logits");
-        double loss = Step(model, images, labels, backward: true);
+        double loss = Numerics.Loss(model, images, labels, backward: true);
         Assert.True(Math.Abs(loss - F[$"{variant}.loss"].Data[0]) < 1e-5, $"{variant} loss {loss} vs PyTorch {F[$"{variant}.loss"].Data[0]}");
         int compared = 0;
         foreach (var p in model.Parameters)
@@ -60,8 +51,8 @@ public class MemoryTokenGradientTests
     public void GradientsMatchFiniteDifferences(string variant)
     {
         var (model, labels, images) = Build(variant);
-        Step(model, images, labels, backward: true);
+        Numerics.Loss(model, images, labels, backward: true);
         foreach (var p in model.Parameters)
-            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Step(model, images, labels, backward: false), $"d{p.Name}");
+            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Numerics.Loss(model, images, labels, backward: false), $"d{p.Name}");
     }
 }

@@ -107,14 +107,7 @@ public class MultiTaskTests
         var model = (AdaptedVit)tuning.CreateModel(backbone.Model, 3, seed: 5);
         var x = Images(2, 4);
         int[] labels = [0, 2];
-        double Loss(bool backward)
-        {
-            var logits = model.Forward(x, keepForBackward: backward);
-            var d = new Tensor(logits.Shape);
-            double loss = MLNet.MemoryTokens.Training.CrossEntropy.Compute(logits.Data, labels, 3, 0f, d.Data);
-            if (backward) { model.ZeroGrad(); model.Backward(d); }
-            return loss;
-        }
+        double Loss(bool backward) => Numerics.Loss(model, x, labels, backward, labelSmoothing: 0f);
         Loss(backward: true);
         Assert.Equal(["memory", "cls_token", "head.weight", "head.bias"], model.Parameters.Select(p => p.Name));   // the earlier tasks stay frozen
         foreach (var p in model.Parameters)

@@ -22,20 +22,11 @@ public class QueryTuningTests
         return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
     }
 
-    static double Loss(QueryTunedVit model, Tensor images, int[] labels, bool backward)
-    {
-        var logits = model.Forward(images, keepForBackward: backward);
-        var d = new Tensor(logits.Shape);
-        double loss = CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, d.Data);
-        if (backward) { model.ZeroGrad(); model.Backward(d); }
-        return loss;
-    }
-
     [Fact]
     public void GradientsOfQueriesAndHeadMatchPyTorchAutograd()
     {
         var (model, labels, images) = Build();
-        double loss = Loss(model, images, labels, backward: true);
+        double loss = Numerics.Loss(model, images, labels, backward: true);
         Assert.True(Math.Abs(loss - F["loss"].Data[0]) < 1e-5, $"loss {loss} vs PyTorch {F["loss"].Data[0]}");
         Numerics.AssertClose(F["logits"].Data, model.Forward(images, false).Data, 1e-4, 0, "vqt logits");
         foreach (var p in model.Parameters)
@@ -50,9 +41,9 @@ public class QueryTuningTests
     public void GradientsMatchFiniteDifferences()
     {
         var (model, labels, images) = Build();
-        Loss(model, images, labels, backward: true);
+        Numerics.Loss(model, images, labels, backward: true);
         foreach (var p in model.Parameters)
-            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Loss(model, images, labels, backward: false), $"d{p.Name}");
+            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Numerics.Loss(model, images, labels, backward: false), $"d{p.Name}");
     }
 
     [Fact]
@@ -61,7 +52,7 @@ public class QueryTuningTests
         var (model, labels, images) = Build();
         var before = model.Backbone.ForwardFeatures(images);
         var kv = model.CaptureKeyValues(images);
-        Loss(model, images, labels, backward: true);
+        Numerics.Loss(model, images, labels, backward: true);
         var after = model.Backbone.ForwardFeatures(images);
         Assert.Equal(before.Data, after.Data);
         int n = model.Backbone.Config.NumTokens, d = model.Backbone.Config.Dim;
@@ -198,20 +189,11 @@ public class QueryMemoryTests
         return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
     }
 
-    static double Loss(AdaptedVit model, Tensor images, int[] labels, bool backward)
-    {
-        var logits = model.Forward(images, keepForBackward: backward);
-        var d = new Tensor(logits.Shape);
-        double loss = CrossEntropy.Compute(logits.Data, labels, 4, 0.1f, d.Data);
-        if (backward) { model.ZeroGrad(); model.Backward(d); }
-        return loss;
-    }
-
     [Fact]
     public void GradientsMatchPyTorchAutogradAndFiniteDifferences()
     {
         var (model, labels, images) = Build();
-        double loss = Loss(model, images, labels, backward: true);
+        double loss = Numerics.Loss(model, images, labels, backward: true);
         Assert.True(Math.Abs(loss - F["memory.loss"].Data[0]) < 1e-5, $"loss {loss} vs PyTorch {F["memory.loss"].Data[0]}");
         Assert.Equal(["memory", "cls_token", "queries", "head.weight", "head.bias"], model.Parameters.Select(p => p.Name));
         foreach (var p in model.Parameters)
@@ -221,6 +203,6 @@ public class QueryMemoryTests
             Numerics.AssertClose(expected, p.Grad.Data, 1e-4 * scale + 1e-9, 1e-4, $"vqt+memory d{p.Name}");
         }
         foreach (var p in model.Parameters)
-            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Loss(model, images, labels, backward: false), $"d{p.Name}");
+            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Numerics.Loss(model, images, labels, backward: false), $"d{p.Name}");
     }
 }
