@@ -303,27 +303,22 @@ public static unsafe class Attention
     {
         for (int i = 0; i < nq; i++)
         {
-            var qi = new ReadOnlySpan<float>(q + (long)i * qRow, hd);
+            float* qi = q + (long)i * qRow, oi = o + (long)i * outRow;
             var pi = new Span<float>(p + (long)i * nk, nk);
             int col = 0;
             for (int si = 0; si < segments; si++)                          // s_j = q_i · k_j
             {
                 var s = keys[si];
-                float* k = s.K;
-                fixed (float* qp = qi)
-                    for (int j = 0; j < s.Rows; j++) pi[col + j] = Dot(qp, k + (long)j * s.RowStride, hd);
+                for (int j = 0; j < s.Rows; j++) pi[col + j] = Dot(qi, s.K + (long)j * s.RowStride, hd);
                 col += s.Rows;
             }
             Softmax.RowForward(pi, pi, scale);
-            var oi = new Span<float>(o + (long)i * outRow, hd);             // o_i = Σ_j p_j v_j
-            oi.Clear();
+            new Span<float>(oi, hd).Clear();                                // o_i = Σ_j p_j v_j
             col = 0;
             for (int si = 0; si < segments; si++)
             {
                 var s = keys[si];
-                float* v = s.V;
-                fixed (float* op = oi)
-                    for (int j = 0; j < s.Rows; j++) Axpy(op, pi[col + j], v + (long)j * s.RowStride, hd);
+                for (int j = 0; j < s.Rows; j++) Axpy(oi, pi[col + j], s.V + (long)j * s.RowStride, hd);
                 col += s.Rows;
             }
         }

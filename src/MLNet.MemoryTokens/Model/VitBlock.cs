@@ -223,12 +223,12 @@ internal sealed class VitBlock
         // forward: Ln2 = LN2(mid)                  → dMid = dx (residual) + LN2'(dLn2)
         LayerNorm.Backward(pdx, w?.Norm2W ?? default, w?.Norm2B ?? default, s.DRow, tape.Mid, Norm2W.Data, tape.Ln2Mean, tape.Ln2Rstd, prows, d);
         // forward: mid = x + Attn Wprojᵀ + bp      → dAttn = dMid Wproj
-        Linear.BackwardInput(s.DRow, pdx, ProjPackedT, prows, accumulate: false);
+        //                                          (dWproj first: with live rows, dAttn then overwrites the gathered Attn)
         if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, pdx, pa, ProjW.Data, prows, d, d);
+        Linear.BackwardInput(live is null ? s.DRow : tape.LiveAttn, pdx, ProjPackedT, prows, accumulate: false);
         if (live is not null)
         {
             // back to full rows: dAttn and the residual dMid live-rows only, zero elsewhere (a stale row's output fed nothing)
-            Array.Copy(s.DRow, tape.LiveAttn, (long)prows * d);   // dAttn [B·c, D] aside (LiveAttn is free past dWproj)
             Array.Clear(s.DRow, 0, rows * d);
             Array.Clear(dx, 0, rows * d);
             live.Scatter(tape.LiveAttn, s.DRow, batch, seqRows, d);
@@ -336,14 +336,17 @@ internal sealed class BlockTape
             }
             Batch = batch; SeqRows = seqRows; _weightInputs = weightInputs; Probs = [];
         }
-        // rows no group queries must have a zero attention output (the residual passes them through); the others are written
-        var queried = new bool[seqRows];
-        foreach (var g in groups) queried.AsSpan(g.QueryStart, g.Queries).Fill(true);
+        // rows no group queries must have a zero attention output (the residual passes them through); with live rows, only
+        // those are read past attention
+        var clear = new bool[seqRows];
+        if (live is null) clear.AsSpan().Fill(true);
+        else foreach (var (start, count) in live.Ranges) clear.AsSpan(start, count).Fill(true);
+        foreach (var g in groups) clear.AsSpan(g.QueryStart, g.Queries).Clear();
         for (int r = 0; r < seqRows; r++)
         {
-            if (queried[r]) continue;
+            if (!clear[r]) continue;
             int end = r;
-            while (end < seqRows && !queried[end]) end++;
+            while (end < seqRows && clear[end]) end++;
             for (int b = 0; b < batch; b++) Array.Clear(Attn, (int)(((long)b * seqRows + r) * d), (end - r) * d);
             r = end;
         }
