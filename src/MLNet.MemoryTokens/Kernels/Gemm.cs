@@ -178,8 +178,7 @@ public static unsafe class Gemm
     {
         int panels = (n + nr - 1) / nr;
         int npad = panels * nr;
-        int kBlocks = (k + KC - 1) / KC;
-        if (!transB && n <= 1024)
+        if (!transB)
         {
             // op(B)[kk, j] = B[kk*ldb + j]: read whole rows (long runs the prefetchers follow: the weight-gradient GEMMs stream
             // a 6,304-row B), each row handing every panel its NR values; jobs of 64 rows.
@@ -206,46 +205,31 @@ public static unsafe class Gemm
             else for (int job = 0; job < chunks; job++) rowsBody(job);
             return;
         }
-        int jobs = kBlocks * panels;
+        // op(B)[kk, j] = B[j*ldb + kk]: per (K block, panel), 8 stored rows × 8 k transposed in registers where whole,
+        // scattered otherwise
+        int jobs = (k + KC - 1) / KC * panels;
         var body = (int job) =>
         {
             int kb = job / panels, p = job % panels;
             int k0 = kb * KC, kc = Math.Min(KC, k - k0);
             int j0 = p * nr, cols = Math.Min(nr, n - j0);
             float* d = dst + (long)k0 * npad + (long)p * kc * nr;
-            if (!transB)
+            int jFull = Avx.IsSupported && nr % 8 == 0 ? cols / 8 * 8 : 0;
+            for (int j8 = 0; j8 < jFull; j8 += 8)
             {
-                // op(B)[kk, j] = B[kk*ldb + j]: contiguous rows of NR.
-                for (int kk = 0; kk < kc; kk++)
-                {
-                    float* src = b + (long)(k0 + kk) * ldb + j0;
-                    float* row = d + kk * nr;
-                    int j = 0;
-                    if (cols == nr) for (; j <= nr - 8; j += 8) Vector256.Store(Vector256.Load(src + j), row + j);
-                    for (; j < cols; j++) row[j] = src[j];
-                    for (; j < nr; j++) row[j] = 0f;
-                }
+                float* src = b + (long)(j0 + j8) * ldb + k0;
+                int kk = 0;
+                for (; kk <= kc - 8; kk += 8) Transpose8x8(src + kk, ldb, d + kk * nr + j8, nr);
+                for (; kk < kc; kk++)
+                    for (int j = 0; j < 8; j++) d[kk * nr + j8 + j] = src[(long)j * ldb + kk];
             }
-            else
+            for (int j = jFull; j < cols; j++)
             {
-                // op(B)[kk, j] = B[j*ldb + kk]: 8 stored rows × 8 k transposed in registers where whole, scattered otherwise.
-                int jFull = Avx.IsSupported && nr % 8 == 0 ? cols / 8 * 8 : 0;
-                for (int j8 = 0; j8 < jFull; j8 += 8)
-                {
-                    float* src = b + (long)(j0 + j8) * ldb + k0;
-                    int kk = 0;
-                    for (; kk <= kc - 8; kk += 8) Transpose8x8(src + kk, ldb, d + kk * nr + j8, nr);
-                    for (; kk < kc; kk++)
-                        for (int j = 0; j < 8; j++) d[kk * nr + j8 + j] = src[(long)j * ldb + kk];
-                }
-                for (int j = jFull; j < cols; j++)
-                {
-                    float* src = b + (long)(j0 + j) * ldb + k0;
-                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
-                }
-                for (int j = cols; j < nr; j++)
-                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = 0f;
+                float* src = b + (long)(j0 + j) * ldb + k0;
+                for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
             }
+            for (int j = cols; j < nr; j++)
+                for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = 0f;
         };
         if (parallel && (long)k * n >= 1 << 16 && Parallelism.Threads > 1)
             Parallelism.For(0, jobs, body);
