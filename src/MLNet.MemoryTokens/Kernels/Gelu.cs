@@ -94,6 +94,9 @@ public static unsafe class Gelu
         }
     }
 
+    /// <summary>gelu'(x) = Φ(x) + x·φ(x), the scalar twin of the vector path.</summary>
+    static float Derivative(float x) => 0.5f * Erfc(-x * InvSqrt2) + x * (InvSqrt2Pi * Exponential.Exp(-0.5f * x * x));
+
     /// <summary>out = gelu'(inp), element-wise (the multiplier GELU's backward applies); out may alias inp.</summary>
     public static void Derivative(Span<float> output, ReadOnlySpan<float> input)
     {
@@ -103,11 +106,7 @@ public static unsafe class Gelu
             int i = 0, n = input.Length;
             if (Vector512.IsHardwareAccelerated)
                 for (; i <= n - 16; i += 16) Derivative(Vector512.Load(pi + i)).Store(po + i);
-            for (; i < n; i++)
-            {
-                float x = pi[i];
-                po[i] = 0.5f * Erfc(-x * InvSqrt2) + x * (InvSqrt2Pi * Exponential.Exp(-0.5f * x * x));
-            }
+            for (; i < n; i++) po[i] = Derivative(pi[i]);
         }
     }
 
@@ -136,10 +135,7 @@ public static unsafe class Gelu
             }
         for (; i < n; i++)
         {
-            float x = input[i];
-            float cdf = 0.5f * Erfc(-x * InvSqrt2);
-            float pdf = InvSqrt2Pi * Exponential.Exp(-0.5f * x * x);
-            float g = (cdf + x * pdf) * dOutput[i];
+            float g = Derivative(input[i]) * dOutput[i];
             dInput[i] = accumulate ? dInput[i] + g : g;
         }
     }
