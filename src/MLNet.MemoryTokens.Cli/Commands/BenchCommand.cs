@@ -142,18 +142,17 @@ internal static class BenchCommand
                 if (n > 1)
                     Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
             }
-            static double Median(IEnumerable<double> v) { var a = v.Order().ToArray(); return a[a.Length / 2]; }
-            double sec = Median(ours);
+            double sec = Timing.MedianOf(ours);
             Dictionary<string, double>? torch = torches.Count == 0 ? null : new()
             {
-                ["images_per_second"] = Median(torches.Select(t => t["images_per_second"])), ["seconds"] = Median(torches.Select(t => t["seconds"])),
+                ["images_per_second"] = Timing.MedianOf(torches.Select(t => t["images_per_second"])), ["seconds"] = Timing.MedianOf(torches.Select(t => t["seconds"])),
                 ["peak_rss_mb"] = torches.Max(t => t["peak_rss_mb"]),
             };
             Report.Print([("images/s", b / sec, torch?.GetValueOrDefault("images_per_second"), true),
                           ("ms per step", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
                           ("peak RSS MB", peaks.Max(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
             if (n > 1 && torches.Count == n)
-                Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Median(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
+                Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Timing.MedianOf(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
         }));
         return cmd;
@@ -319,8 +318,7 @@ internal static class Timing
             action();
             times.Add(sw.Elapsed.TotalSeconds);
         } while (total.Elapsed.TotalSeconds < minSeconds || times.Count < 3);
-        times.Sort();
-        return times[times.Count / 2];
+        return MedianOf(times);
     }
 
     /// <summary>Times <paramref name="a"/> and <paramref name="b"/> in turn (a, b, a, b …) after a warm-up of both: the median
@@ -341,8 +339,14 @@ internal static class Timing
             double y = sw.Elapsed.TotalSeconds;
             ta.Add(x); tb.Add(y); ratios.Add(y / x);
         } while (total.Elapsed.TotalSeconds < 2 * minSeconds || ratios.Count < 5);
-        static double Mid(List<double> v) { v.Sort(); return v[v.Count / 2]; }
-        return (Mid(ta), Mid(tb), Mid(ratios));
+        return (MedianOf(ta), MedianOf(tb), MedianOf(ratios));
+    }
+
+    /// <summary>The middle value (the upper one of an even count).</summary>
+    public static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     /// <summary>Resets the kernel's peak-RSS counter (VmHWM) of this process (Linux: writing 5 to /proc/self/clear_refs).</summary>
