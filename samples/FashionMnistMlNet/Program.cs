@@ -95,12 +95,6 @@ static int Run(SampleArguments a)
     Console.WriteLine($"persistence      SaveWithAdapters → {new FileInfo(saved).Length / 1024.0:F0} KB zip; reloaded scores {(sameAfterLoad ? "identical" : "DIFFERENT")}");
     File.Delete(saved);
 
-    if (a.AutoML)
-    {
-        Console.WriteLine();
-        AutoMLSweep.Run(ml, backbone, train, test, a);
-    }
-
     Console.WriteLine();
     Console.WriteLine($"total {total.Elapsed.TotalSeconds:F1} s (engine path {engineTime.TotalSeconds:F1} s, ML.NET path {mlnetTime.TotalSeconds:F1} s)");
     return sameAccuracy && sameTensors && engineFingerprint == mlnetFingerprint ? 0 : 1;

@@ -17,7 +17,6 @@ sealed record SampleArguments
     public int Seed { get; init; } = 0;
     public int? TrainLimit { get; init; }
     public int? TestLimit { get; init; }
-    public bool AutoML { get; init; }
     public int AutoMLSeconds { get; init; } = 600;
 
     public const string Usage = """
@@ -31,8 +30,7 @@ sealed record SampleArguments
           --epochs <n>          (default 2)   --memory-tokens <n> (default 5)   --batch <n> (default 32)
           --lr <x>              (default 1e-3)  --seed <n> (default 0)
           --train <n> --test <n>  use only the first n images of a split
-          --automl              also run a small AutoML sweep over tokens, learning rate and epochs
-          --automl-seconds <n>  the sweep's time budget (default 600)
+          --automl-seconds <n>  samples/AutoMLSweep only: the sweep's time budget (default 600)
         """;
 
     public static SampleArguments Parse(string[] args)
@@ -55,7 +53,6 @@ sealed record SampleArguments
                 "--seed" => a with { Seed = Int() },
                 "--train" => a with { TrainLimit = Int() },
                 "--test" => a with { TestLimit = Int() },
-                "--automl" => a with { AutoML = true },
                 "--automl-seconds" => a with { AutoMLSeconds = Int() },
                 "-h" or "--help" => throw new HelpRequested(),
                 var other => throw new ArgumentException($"Unknown argument '{other}'."),

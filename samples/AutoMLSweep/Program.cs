@@ -1,15 +1,37 @@
+// A small AutoML sweep on Fashion-MNIST: the memory-token trainer as a sweepable estimator over memory tokens, learning
+// rate and epochs (MLNet.MemoryTokens.AutoML), three trials on a slice of the data, scored by MicroAccuracy on held-out images.
+//   dotnet run --project samples/AutoMLSweep -c Release [-- --automl-seconds 600 --image-size 112 ...]
 using System.Diagnostics;
+using FashionMnistMlNet;
 using Microsoft.ML;
 using Microsoft.ML.AutoML;
 using Microsoft.ML.SearchSpace;
 using Microsoft.ML.SearchSpace.Option;
+using MLNet.MemoryTokens.AutoML;
 using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.ML;
 using MLNet.MemoryTokens.Model;
 
-namespace FashionMnistMlNet;
+SampleArguments a;
+try { a = SampleArguments.Parse(args); }
+catch (SampleArguments.HelpRequested) { Console.WriteLine(SampleArguments.Usage); return 0; }
+catch (Exception e) when (e is ArgumentException or FormatException) { Console.Error.WriteLine($"error: {e.Message}\n\n{SampleArguments.Usage}"); return 2; }
+try
+{
+    var (train, test, source) = SampleData.Open(a);
+    var ml = new MLContext(seed: a.Seed);
+    var backbone = Backbone.Load(SampleData.Model(a), new BackboneOptions { ImageSize = a.ImageSize, DropHead = true });
+    Console.WriteLine($"data {source}, backbone {SampleData.Model(a)} at {a.ImageSize}×{a.ImageSize}");
+    AutoMLSweep.Run(ml, backbone, train, test, a);
+    return 0;
+}
+catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
 
-/// <summary>A small AutoML sweep (<c>--automl</c>): the memory-token trainer as a sweepable estimator over memory tokens,
+/// <summary>A small AutoML sweep: the memory-token trainer as a sweepable estimator over memory tokens,
 /// learning rate and epochs, three trials on a slice of the data, scored by MicroAccuracy on held-out images.</summary>
 static class AutoMLSweep
 {
@@ -30,11 +52,7 @@ static class AutoMLSweep
         space["Epochs"] = new UniformIntOption(1, 2, defaultValue: 1);
 
         var monitor = new TrialPrinter();
-        var sweepable = ml.Auto().CreateSweepableEstimator((context, p) =>
-        {
-            monitor.Current = p;
-            return context.MulticlassClassification.Trainers.MemoryTokens(p.ApplyTo(baseline));
-        }, space);
+        var sweepable = ml.Auto().MemoryTokens(baseline, space, p => monitor.Current = p);
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", keyData: SampleData.ClassOrder(ml, train))
             .Append(sweepable)
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));

@@ -2,9 +2,11 @@ using Microsoft.ML;
 using Microsoft.ML.AutoML;
 using Microsoft.ML.SearchSpace;
 using Microsoft.ML.SearchSpace.Option;
+using MLNet.MemoryTokens.ML;
+using MLNet.MemoryTokens.ML.Tests;
 using Xunit;
 
-namespace MLNet.MemoryTokens.ML.Tests;
+namespace MLNet.MemoryTokens.AutoML.Tests;
 
 /// <summary>The memory-token trainer as an AutoML sweepable estimator over tokens, learning rate and epochs.</summary>
 public class AutoMLTests
@@ -20,11 +22,7 @@ public class AutoMLTests
         space["Epochs"] = new UniformIntOption(1, 3, defaultValue: 2);   // keep the test short
         var trials = new List<MemoryTokensSearchSpace>();
 
-        var sweepable = ml.Auto().CreateSweepableEstimator((ctx, p) =>
-        {
-            lock (trials) trials.Add(p);
-            return ctx.MulticlassClassification.Trainers.MemoryTokens(p.ApplyTo(baseline));
-        }, space);
+        var sweepable = ml.Auto().MemoryTokens(baseline, space, p => { lock (trials) trials.Add(p); });
         var pipeline = ColorImages.MapLabel(ml).Append(sweepable).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var experiment = ml.Auto().CreateExperiment()
             .SetPipeline(pipeline)
