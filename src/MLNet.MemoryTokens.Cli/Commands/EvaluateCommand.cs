@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using MLNet.MemoryTokens.Cli.Plots;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
@@ -16,9 +17,10 @@ internal static class EvaluateCommand
         var data = DataOptions.Data("Labelled images (same forms as 'train').");
         var limit = DataOptions.Limit();
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var plot = new Option<string?>("--plot") { Description = "Also draw the confusion matrix as a heatmap into this file (PNG, and SVG beside it with the same name)." };
         var json = CommonOptions.Json();
         var threads = CommonOptions.Threads();
-        var cmd = new Command("evaluate", "Evaluate an adapter on a labelled image set.") { model, adapter, data, limit, batch, json, threads };
+        var cmd = new Command("evaluate", "Evaluate an adapter on a labelled image set.") { model, adapter, data, limit, batch, plot, json, threads };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
@@ -31,11 +33,14 @@ internal static class EvaluateCommand
                 throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
             var m = Trainer.Evaluate(tuned, prepared, r.GetValue(batch), ct);
+            string? heatmap = r.GetValue(plot) is string p
+                ? PlotFiles.Save(ConfusionMatrixPlot.Create(m.ConfusionMatrix, a.Config.ClassLabels, $"{a.Config.Method} adapter: accuracy {m.Accuracy:P2} on {m.Count} images"), PlotFiles.StemOf(p)).Png
+                : null;
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     accuracy = m.Accuracy, macro_f1 = m.MacroF1, log_loss = m.LogLoss, count = m.Count,
-                    labels = a.Config.ClassLabels, confusion_matrix = m.ConfusionRows(),
+                    labels = a.Config.ClassLabels, confusion_matrix = m.ConfusionRows(), confusion_plot = heatmap is null ? null : Path.GetFullPath(heatmap),
                 }));
             else
             {
@@ -46,6 +51,7 @@ internal static class EvaluateCommand
                 Console.WriteLine(new string(' ', 14) + string.Concat(Enumerable.Range(0, labels.Length).Select(i => i.ToString().PadLeft(w))));
                 for (int i = 0; i < labels.Length; i++)
                     Console.WriteLine($"{i,2} {Trim(labels[i], 11),-11}" + string.Concat(Enumerable.Range(0, labels.Length).Select(j => m.ConfusionMatrix[i, j].ToString().PadLeft(w))));
+                if (heatmap is not null) Console.WriteLine($"confusion matrix plot: {heatmap}");
             }
             return 0;
         })));

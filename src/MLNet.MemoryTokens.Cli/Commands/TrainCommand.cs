@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.Cli.Plots;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
@@ -45,12 +46,13 @@ internal static class TrainCommand
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "Save the resumable training state here after every epoch." };
         var resume = new Option<bool>("--resume") { Description = "Continue from --checkpoint-dir." };
         var output = new Option<string>("--out", "-o") { Description = "Adapter folder to write (adapter_config.json + adapter_model.safetensors).", Required = true };
+        var plot = new Option<bool?>("--plot") { Description = "Write the loss/accuracy curve per epoch (training_curve.png and .svg) into the adapter folder (default: on when writing to a terminal; --plot false turns it off)." };
         var json = CommonOptions.Json();
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
             model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
-            valFraction, imageSize, checkpointDir, resume, output, json, threads,
+            valFraction, imageSize, checkpointDir, resume, output, plot, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
@@ -79,16 +81,21 @@ internal static class TrainCommand
             var result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options));
             var outDir = r.GetValue(output)!;
             result.Adapter.Save(outDir);
+            string? curve = null;
+            if (r.GetValue(plot) ?? (!asJson && !Console.IsOutputRedirected))
+                curve = PlotFiles.Save(TrainingCurvePlot.Create(result.History, $"{r.GetValue(method)} on {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r.GetValue(data)!)))}"),
+                    Path.Combine(outDir, TrainingCurvePlot.FileStem)).Png;
             var last = result.History[^1];
             if (asJson)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     adapter = Path.GetFullPath(outDir), method = r.GetValue(method), trainable_parameters = result.Model.TrainableCount(),
+                    training_curve = curve is null ? null : Path.GetFullPath(curve),
                     epochs = result.History.Select(h => new { h.Epoch, train_loss = h.TrainLoss, train_accuracy = h.TrainAccuracy, validation_loss = h.ValidationLoss, validation_accuracy = h.ValidationAccuracy, h.Seconds, images_per_second = h.ImagesPerSecond }),
                 }));
             else
                 Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}, {result.Model.TrainableCount():N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
-                                  (last.ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : ""));
+                                  (last.ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : "") + (curve is null ? "" : $"; curve {curve}"));
             return 0;
         }, onCancel: "training cancelled; with --checkpoint-dir, --resume continues from the last finished epoch")));
         return cmd;

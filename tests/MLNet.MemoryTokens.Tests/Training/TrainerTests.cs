@@ -213,12 +213,24 @@ public class TrainerTests
             var data = WriteColourFolder(Path.Combine(root, "data"), new ColourSquares(30, 4));
             var adapter = Path.Combine(root, "adapter");
             Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--method", "memory", "--tokens", "2", "--epochs", "6", "--lr", "3e-3",
-                "--batch", "8", "--validation-fraction", "0", "--out", adapter, "--json"], out var trainOut));
+                "--batch", "8", "--validation-fraction", "0", "--out", adapter, "--json", "--plot", "true"], out var trainOut));
             Assert.Contains("\"trainable_parameters\"", trainOut);
-            Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", adapter, "--data", data, "--json"], out var evalOut));
+            // the training curve beside the adapter, as PNG (900×560, readable by our own decoder) and SVG
+            Assert.Equal(Path.Combine(adapter, "training_curve.png"), JsonDocument.Parse(trainOut).RootElement.GetProperty("training_curve").GetString());
+            var curve = MLNet.MemoryTokens.Imaging.ImageDecoder.Load(Path.Combine(adapter, "training_curve.png"));
+            Assert.Equal((900, 560), (curve.Width, curve.Height));
+            Assert.True(curve.Pixels.Distinct().Count() > 8, "the curve image is blank");
+            Assert.Contains("epoch", File.ReadAllText(Path.Combine(adapter, "training_curve.svg")));
+            Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", adapter, "--data", data, "--json", "--plot", Path.Combine(root, "confusion.png")], out var evalOut));
             var eval = JsonDocument.Parse(evalOut).RootElement;
             Assert.True(eval.GetProperty("accuracy").GetDouble() >= 0.9, evalOut);
             Assert.Equal(3, eval.GetProperty("confusion_matrix").GetArrayLength());
+            Assert.Equal((900, 560), (MLNet.MemoryTokens.Imaging.ImageDecoder.Load(Path.Combine(root, "confusion.png")) is var heat ? (heat.Width, heat.Height) : default));
+            Assert.Contains("predicted class", File.ReadAllText(Path.Combine(root, "confusion.svg")));
+            // output that is not a terminal (as here) gets no plot unless asked
+            var quiet = Path.Combine(root, "quiet");
+            Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--tokens", "1", "--epochs", "1", "--validation-fraction", "0", "--out", quiet], out _));
+            Assert.False(File.Exists(Path.Combine(quiet, "training_curve.png")));
             Assert.Equal(0, Cli(["predict", "--model", ckpt, "--adapter", adapter, "--json", "--top-k", "2", Path.Combine(data, "blue")], out var predOut));
             var lines = predOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(10, lines.Length);
