@@ -15,6 +15,6 @@ OUT=${OUT:-runs/main-job}
 dotnet build src/MLNet.MemoryTokens.Cli -c Release -v q -nologo
 MMT="dotnet src/MLNet.MemoryTokens.Cli/bin/Release/net10.0/mmt.dll"
 echo "== train: memory tokens (m = 5) on $DATA, ViT $MODEL at 112x112"
-$MMT train --model "$MODEL" --data "$DATA" --method memory --tokens 5 --image-size 112 --epochs 5 --lr 1e-3 --out "$OUT/memory5"
+$MMT train --model "$MODEL" --data "$DATA" --method memory --tokens 5 --image-size 112 --epochs 5 --lr 1e-3 --plot true --out "$OUT/memory5"
 echo "== evaluate on the held-out test split"
 $MMT evaluate --model "$MODEL" --adapter "$OUT/memory5" --data "$DATA:test"
