@@ -58,7 +58,7 @@ public static class OnnxExport
         options ??= new OnnxExportOptions();
         tasks ??= [];
         if (options.Opset is < MinOpset or > MaxOpset)
-            throw new ArgumentOutOfRangeException(nameof(options), options.Opset, $"ONNX opset {options.Opset} is not supported: use {MinOpset} to {MaxOpset} (LayerNormalization needs {MinOpset}).");
+            throw new ArgumentException($"ONNX opset {options.Opset} is not supported: use {MinOpset} to {MaxOpset} (LayerNormalization needs {MinOpset}).");
         var plan = Plan(backbone, tasks, options);
         var model = VitOnnxGraph.Build(plan, options.Opset);
         if (model.Size > MaxBytes)
