@@ -1,0 +1,78 @@
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tests;
+using MLNet.MemoryTokens.Tuning;
+using Xunit;
+using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;
+
+namespace MLNet.MemoryTokens.Onnx.Tests;
+
+/// <summary>The real ImageNet ViT-Ti/16 from ../shared exported and run in ONNX Runtime (skipped without ../shared).</summary>
+public class RealCheckpointOnnxTests
+{
+    const double Tolerance = 1e-4;
+    static string Checkpoint => Path.Combine(TestPaths.Shared!, "models", "vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensors");
+
+    /// <summary>The eight ImageNet photos, preprocessed as the checkpoint expects.</summary>
+    static Tensor Photos(Backbone backbone, int count)
+    {
+        var dir = Path.Combine(TestPaths.Shared!, "testdata", "imagenet");
+        var files = Directory.GetFiles(dir, "*.JPEG").Order().Take(count).ToList();
+        return backbone.PreprocessImages(files.Select(f => ImageDecoder.Load(f)).ToList());
+    }
+
+    [SharedFact]
+    public void TheCheckpointAt224GivesOurLogitsAndTopClassesOnRealPhotos()
+    {
+        var backbone = Backbone.Load(Checkpoint);
+        using var dir = new TempFolder();
+        var summary = OnnxExport.Save(dir.PathOf("vit.onnx"), backbone);
+        using var session = Session(summary.Path);
+        foreach (int batch in new[] { 1, 3 })
+        {
+            var x = Photos(backbone, batch);
+            var ours = backbone.Model.Forward(x).Data;
+            var onnx = Run(session, x)[OnnxExport.BackboneOutput];
+            AssertClose(ours, onnx, Tolerance, $"ViT-Ti/16 at 224, batch {batch}");
+            for (int b = 0; b < batch; b++)
+                Assert.Equal(Classification.TopK(ours.AsSpan(b * 1000, 1000), 5), Classification.TopK(onnx.AsSpan(b * 1000, 1000), 5));
+        }
+    }
+
+    public static TheoryData<string> AllMethods() => new(Methods.Where(m => m != "masked-extension"));
+
+    [SharedTheory]
+    [MemberData(nameof(AllMethods))]
+    public void EveryMethodOnTheCheckpointAt112(string method)
+    {
+        var backbone = Backbone.Load(Checkpoint, new BackboneOptions { ImageSize = 112, DropHead = true });
+        var adapter = TrainedAdapter(backbone, method, seed: 11, classes: 10);
+        using var dir = new TempFolder();
+        var summary = OnnxExport.Save(dir.PathOf("task.onnx"), backbone, [("task", adapter)]);
+        var ours = adapter.CreateModel(backbone, method);
+        using var session = Session(summary.Path);
+        foreach (int batch in new[] { 1, 3 })
+        {
+            var x = Photos(backbone, batch);
+            AssertClose(ours.Forward(x, keepForBackward: false).Data, Run(session, x)["task"], Tolerance, $"{method} on ViT-Ti/16 at 112, batch {batch}");
+        }
+    }
+
+    [SharedFact]
+    public void TheMultiTaskPassOnTheCheckpointKeepsTheOriginalHeadExact()
+    {
+        var backbone = Backbone.Load(Checkpoint, new BackboneOptions { ImageSize = 112 });
+        var tasks = Enumerable.Range(0, 3).Select(i => ($"task{i}", TrainedAdapter(backbone, "masked", seed: 20 + i, classes: 10))).ToList();
+        using var dir = new TempFolder();
+        var multi = OnnxExport.Save(dir.PathOf("multi.onnx"), backbone, tasks);
+        var alone = OnnxExport.Save(dir.PathOf("vit.onnx"), backbone);
+        using var session = Session(multi.Path);
+        using var backboneSession = Session(alone.Path);
+        var x = Photos(backbone, 3);
+        var outputs = Run(session, x);
+        var (original, ours) = new MultiTaskVit(backbone, tasks).Forward(x);
+        AssertClose(original!.Data, outputs[OnnxExport.OriginalOutput], Tolerance, "original head");
+        for (int t = 0; t < tasks.Count; t++) AssertClose(ours[t].Data, outputs[$"task{t}"], Tolerance, $"task{t}");
+        Assert.Equal(Run(backboneSession, x)[OnnxExport.BackboneOutput], outputs[OnnxExport.OriginalOutput]);
+    }
+}
