@@ -46,7 +46,9 @@ public class RealCheckpointOnnxTests
     public void EveryMethodOnTheCheckpointAt112(string method)
     {
         var backbone = Backbone.Load(Checkpoint, new BackboneOptions { ImageSize = 112, DropHead = true });
-        var adapter = TrainedAdapter(backbone, method, seed: 11, classes: 10);
+        // head and weight changes of a trained model's size (the final-norm features of this checkpoint reach 31, so a head
+        // far larger than its own would magnify float32 noise past any bound)
+        var adapter = TrainedAdapter(backbone, method, seed: 11, classes: 10, headScale: 0.1f, backboneScale: 0.01f);
         using var dir = new TempFolder();
         var summary = OnnxExport.Save(dir.PathOf("task.onnx"), backbone, [("task", adapter)]);
         var ours = adapter.CreateModel(backbone, method);
@@ -62,7 +64,7 @@ public class RealCheckpointOnnxTests
     public void TheMultiTaskPassOnTheCheckpointKeepsTheOriginalHeadExact()
     {
         var backbone = Backbone.Load(Checkpoint, new BackboneOptions { ImageSize = 112 });
-        var tasks = Enumerable.Range(0, 3).Select(i => ($"task{i}", TrainedAdapter(backbone, "masked", seed: 20 + i, classes: 10))).ToList();
+        var tasks = Enumerable.Range(0, 3).Select(i => ($"task{i}", TrainedAdapter(backbone, "masked", seed: 20 + i, classes: 10, headScale: 0.1f))).ToList();
         using var dir = new TempFolder();
         var multi = OnnxExport.Save(dir.PathOf("multi.onnx"), backbone, tasks);
         var alone = OnnxExport.Save(dir.PathOf("vit.onnx"), backbone);

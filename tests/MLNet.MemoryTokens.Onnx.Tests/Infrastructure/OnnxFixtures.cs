@@ -36,8 +36,10 @@ public static class OnnxFixtures
 
     public static readonly string[] Methods = ["head", "head-class", "full", "memory", "memory-frozen-class", "vqt", "vqt-compressed", "vqt-memory", "masked", "masked-extension"];
 
-    /// <summary>An adapter of <paramref name="method"/> with every trained tensor moved well away from its initialisation.</summary>
-    public static Adapter TrainedAdapter(Backbone backbone, string method, int seed, int classes = 5, IReadOnlyList<Adapter>? extends = null)
+    /// <summary>An adapter of <paramref name="method"/> with every trained tensor moved well away from its initialisation
+    /// (uniform noise: ±½ on tokens, ±½·<paramref name="headScale"/> on the head, ±½·<paramref name="backboneScale"/> on a full fine-tune's weights).</summary>
+    public static Adapter TrainedAdapter(Backbone backbone, string method, int seed, int classes = 5, IReadOnlyList<Adapter>? extends = null,
+        float headScale = 0.5f, float backboneScale = 0.05f)
     {
         var tuning = method switch
         {
@@ -55,7 +57,7 @@ public static class OnnxFixtures
         var rng = new Random(seed);
         foreach (var p in model.Parameters)
         {
-            float scale = p.Name.StartsWith("backbone.", StringComparison.Ordinal) ? 0.05f : p.Name == "head.weight" ? 0.5f : 1f;
+            float scale = p.Name.StartsWith("backbone.", StringComparison.Ordinal) ? backboneScale : p.Name == "head.weight" ? headScale : 1f;
             for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] += scale * (float)(rng.NextDouble() - 0.5);
         }
         if (method == "vqt-compressed") ((QueryTunedVit)model).Compress(0.3);
