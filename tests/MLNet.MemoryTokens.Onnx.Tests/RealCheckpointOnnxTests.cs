@@ -77,4 +77,30 @@ public class RealCheckpointOnnxTests
         for (int t = 0; t < tasks.Count; t++) AssertClose(ours[t].Data, outputs[$"task{t}"], Tolerance, $"task{t}");
         Assert.Equal(Run(backboneSession, x)[OnnxExport.BackboneOutput], outputs[OnnxExport.OriginalOutput]);
     }
+
+    [SharedFact]
+    public void TheReadmeConsumerWithOnlyOnnxRuntimeGetsOurPredictionsOnRealPhotos()
+    {
+        var backbone = Backbone.Load(Checkpoint);
+        var photos = Path.Combine(TestPaths.Shared!, "testdata", "imagenet");
+        var names = File.ReadAllLines(Path.Combine(photos, "imagenet1k_class_names.txt")).Where(l => l.Trim().Length > 0).ToArray();
+        // the ImageNet head as a head-only adapter, so the model carries labels and the eval transform in its metadata
+        var tuning = new TuningOptions { Method = TuningMethod.HeadOnly };
+        var model = (AdaptedVit)tuning.CreateModel(backbone.Model, names.Length, seed: 0);
+        backbone.Model.Parameters["head.weight"].Data.CopyTo(model.HeadWeight.Data, 0);
+        backbone.Model.Parameters["head.bias"].Data.CopyTo(model.HeadBias.Data, 0);
+        var adapter = Adapter.From(model, backbone, tuning, names, backbone.Preprocess);
+        using var dir = new TempFolder();
+        var summary = OnnxExport.Save(dir.PathOf("imagenet.onnx"), backbone, [("imagenet", adapter)]);
+        var files = Directory.GetFiles(photos, "*.JPEG").Order().ToArray();
+        var ours = backbone.Model.Forward(backbone.PreprocessImages(files.Select(f => ImageDecoder.Load(f)).ToList())).Data;
+        int agree = 0;
+        for (int i = 0; i < files.Length; i++)
+        {
+            string expected = names[Classification.TopK(ours.AsSpan(i * 1000, 1000), 1)[0]];
+            agree += OnnxRuntimeSample.Consumer.Predict(summary.Path, files[i], "imagenet") == expected ? 1 : 0;
+        }
+        // SkiaSharp's bicubic resize is not PIL's, so a near tie may flip; the rest must agree
+        Assert.True(agree >= files.Length - 1, $"the consumer agrees with us on {agree} of {files.Length} photos");
+    }
 }
