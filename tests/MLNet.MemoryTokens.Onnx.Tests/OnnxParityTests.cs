@@ -83,4 +83,29 @@ public class OnnxParityTests
         var expected = MLNet.MemoryTokens.Tuning.QueryTuning.QueryFeaturizer.Featurize(model, x).Data;
         AssertClose(expected, Run(session, x)["features"], Tolerance, "VQT features");
     }
+
+    [Theory]
+    [InlineData(OnnxExport.MinOpset)]
+    [InlineData(20)]
+    [InlineData(OnnxExport.MaxOpset)]
+    public void EveryOpsetFromSeventeenUpRuns(int opset)
+    {
+        // the graphs with the most kinds of operator: memory keys, queries, L2 norms, a compressed head (Gather), task masks
+        var backbone = RandomBackbone();
+        var vqt = TrainedAdapter(backbone, "vqt-compressed", seed: 7);
+        var vqtMemory = TrainedAdapter(backbone, "vqt-memory", seed: 8);
+        var tasks = new List<(string, Adapter)> { ("a", TrainedAdapter(backbone, "masked", seed: 9)), ("b", TrainedAdapter(backbone, "masked", seed: 10)) };
+        using var dir = new TempFolder();
+        var x = Images(3, 40);
+        var options = new OnnxExportOptions { Opset = opset };
+        foreach (var (name, adapter) in new[] { ("vqt", vqt), ("vqtm", vqtMemory) })
+        {
+            using var s = Session(OnnxExport.Save(dir.PathOf($"{name}.onnx"), backbone, [(name, adapter)], options).Path);
+            AssertClose(adapter.CreateModel(backbone).Forward(x, keepForBackward: false).Data, Run(s, x)[name], Tolerance, $"{name}, opset {opset}");
+        }
+        using var multi = Session(OnnxExport.Save(dir.PathOf("multi.onnx"), backbone, tasks, options).Path);
+        var (_, ours) = new MultiTaskVit(backbone, tasks).Forward(x);
+        AssertClose(ours[1].Data, Run(multi, x)["b"], Tolerance, $"multi-task, opset {opset}");
+        Assert.Throws<ArgumentException>(() => OnnxExport.Save(dir.PathOf("bad.onnx"), backbone, null, new OnnxExportOptions { Opset = OnnxExport.MinOpset - 1 }));
+    }
 }
