@@ -1,5 +1,6 @@
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tests;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;
@@ -65,6 +66,34 @@ public class ExportOnnxCommandTests
         // a model mmt wrote is replaced without --force
         Assert.Equal(0, Cli(["export-onnx", "--model", ckpt, "--out", dir.PathOf("multi.onnx")], out stdout, out _));
         Assert.Contains("output logits float32 [batch, 7]", stdout);
+    }
+
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("vqt-memory")]
+    public void TrainEvaluateExportOnTheShippedFashionMnistSampleGivesEqualPredictions(string method)
+    {
+        using var dir = new TempFolder();
+        var (ckpt, backbone) = Checkpoint(dir);
+        string data = Path.Combine(TestPaths.RepoRoot, "samples", "data", "fashion-mnist-2k");
+        string adapter = dir.PathOf("fashion");
+        Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--limit", "200", "--method", method, "--tokens", "2", "--epochs", "1",
+            "--validation-fraction", "0", "--out", adapter], out _, out var err));
+        Assert.True(err.Length == 0 || !err.Contains("error"), err);
+        Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", adapter, "--data", data + ":test", "--limit", "100"], out _, out _));
+        Assert.Equal(0, Cli(["export-onnx", "--model", ckpt, "--adapter", adapter, "--out", dir.PathOf("fashion.onnx")], out _, out _));
+        // the test images as evaluate prepares them, through ours and through ONNX Runtime
+        var a = Adapter.Load(adapter);
+        var test = MLNet.MemoryTokens.Training.PreparedImages.From(MLNet.MemoryTokens.Data.ImageDatasets.Take(MLNet.MemoryTokens.Data.ImageDatasets.Open(data + ":test"), 100),
+            a.Config.Preprocess with { InputSize = a.Config.ImageSize });
+        var x = test.Batch(Enumerable.Range(0, test.Count).ToArray());
+        var ours = a.CreateModel(Backbone.Load(ckpt, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true })).Forward(x, keepForBackward: false).Data;
+        using var s = Session(dir.PathOf("fashion.onnx"));
+        var onnx = Run(s, x)["fashion"];
+        AssertClose(ours, onnx, 1e-4, $"{method} on Fashion-MNIST");
+        int classes = a.Config.ClassLabels.Length;
+        for (int i = 0; i < test.Count; i++)
+            Assert.Equal(Classification.TopK(ours.AsSpan(i * classes, classes), 1), Classification.TopK(onnx.AsSpan(i * classes, classes), 1));
     }
 
     [Fact]
