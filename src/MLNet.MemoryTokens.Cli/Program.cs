@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(EvaluateCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(FeaturizeCommand.Create());
+        root.Subcommands.Add(ExportOnnxCommand.Create());
         root.Subcommands.Add(CheckParityCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using Microsoft.ML.OnnxRuntime;
+using MLNet.MemoryTokens;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Onnx;
+using MLNet.MemoryTokens.Tuning;
+using OnnxRuntimeSample;
+
+// dotnet run --project samples/OnnxRuntime -c Release -- predict <model.onnx> <image> <output>
+// dotnet run --project samples/OnnxRuntime -c Release -- bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224]
+//     [--threads 2] [--seconds 10] [--model checkpoint.safetensors]
+if (args.Length == 4 && args[0] == "predict")
+{
+    Console.WriteLine(Consumer.Predict(args[1], args[2], args[3]));
+    return 0;
+}
+if (args.Length >= 1 && args[0] == "bench-multitask") return MultiTaskBench.Run(args[1..]);
+Console.Error.WriteLine("usage: predict <model.onnx> <image> <output> | bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224] [--threads 2] [--seconds 10] [--model path]");
+return 2;
+
+/// <summary>The masked multi-task pass (original head + T tasks) in ONNX Runtime against the engine's <see cref="MultiTaskVit"/>,
+/// both on the same threads, timed in turn call by call (the median of per-pair ratios holds on a shared machine).</summary>
+static class MultiTaskBench
+{
+    public static int Run(string[] args)
+    {
+        string? Arg(string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+        int tasks = int.Parse(Arg("--tasks") ?? "3"), tokens = int.Parse(Arg("--tokens") ?? "5"), batch = int.Parse(Arg("--batch") ?? "32");
+        int size = int.Parse(Arg("--image-size") ?? "224"), threads = int.Parse(Arg("--threads") ?? "2");
+        double seconds = double.Parse(Arg("--seconds") ?? "10", System.Globalization.CultureInfo.InvariantCulture);
+        Parallelism.Threads = threads;
+        Backbone backbone;
+        if (Arg("--model") is string path) backbone = Backbone.Load(path, new BackboneOptions { ImageSize = size });
+        else
+        {
+            var vit = VisionTransformer.CreateRandom(new VitConfig { ImageSize = size }, seed: 1);   // ViT-Ti/16's shape: the same compute
+            backbone = new Backbone(vit, new PreprocessConfig { InputSize = size }, "random ViT-Ti/16", Backbone.ComputeFingerprint(vit.Parameters));
+        }
+        var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = tokens, Masked = true };
+        var labels = Enumerable.Range(0, 10).Select(c => c.ToString()).ToArray();
+        var adapters = Enumerable.Range(0, tasks).Select(i => ($"task{i}", Adapter.From(tuning.CreateModel(backbone.Model, 10, i), backbone, tuning, labels, backbone.Preprocess))).ToList();
+        var ours = new MultiTaskVit(backbone, adapters);
+        string file = Path.Combine(Path.GetTempPath(), $"mmt-bench-multitask-{Environment.ProcessId}.onnx");
+        string plainFile = Path.ChangeExtension(file, ".backbone.onnx");
+        try
+        {
+            OnnxExport.Save(file, backbone, adapters);
+            OnnxExport.Save(plainFile, backbone);
+            var sessionOptions = new SessionOptions
+            {
+                IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            };
+            using var session = new InferenceSession(file, sessionOptions);
+            using var plainSession = new InferenceSession(plainFile, sessionOptions);
+            var x = new Tensor([batch, 3, size, size]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            using var input = OrtValue.CreateTensorValueFromMemory(x.Data, [batch, 3, size, size]);
+            var outputNames = session.OutputNames.ToArray();
+            using var runOptions = new RunOptions();
+            float[][] Onnx()
+            {
+                using var results = session.Run(runOptions, [OnnxExport.InputName], [input], outputNames);
+                return results.Select(r => r.GetTensorDataAsSpan<float>().ToArray()).ToArray();
+            }
+            void OnnxBackbone()
+            {
+                using var results = plainSession.Run(runOptions, [OnnxExport.InputName], [input], [OnnxExport.BackboneOutput]);
+            }
+            // the same numbers first: the comparison is of equal work
+            var (original, taskLogits) = ours.Forward(x);
+            var theirs = Onnx();
+            double diff = new[] { original!.Data }.Concat(taskLogits.Select(t => t.Data)).Zip(theirs)
+                .Max(p => p.First.Zip(p.Second).Max(q => Math.Abs(q.First - q.Second)));
+            var (a, b, ratio) = Paired(() => ours.Forward(x), () => Onnx(), seconds);
+            var (pa, pb, pratio) = Paired(() => backbone.Model.Forward(x), OnnxBackbone, seconds / 2);
+            Console.WriteLine($"original head + {tasks} masked tasks (m={tokens}) in one pass, ViT D={backbone.Model.Config.Dim} depth={backbone.Model.Config.Depth} image {size}, batch {batch}, {threads} threads");
+            Console.WriteLine($"{Environment.ProcessorCount} cores; ONNX Runtime {typeof(InferenceSession).Assembly.GetName().Version}; max |ours − ONNX Runtime| over all logits {diff:G3}");
+            Console.WriteLine($"ours (MultiTaskVit)        {a * 1000,8:F1} ms  {batch / a,7:F1} img/s");
+            Console.WriteLine($"ONNX Runtime (export)      {b * 1000,8:F1} ms  {batch / b,7:F1} img/s");
+            Console.WriteLine($"ONNX Runtime time / ours   {ratio,8:F3}x  (median of per-pair ratios; > 1: ours is faster)");
+            Console.WriteLine($"for reference, the backbone alone (its head only): ours {pa * 1000:F1} ms, ONNX Runtime {pb * 1000:F1} ms, ratio {pratio:F3}x");
+            Console.WriteLine($"cost of the {tasks} tasks on top of the backbone: ours {a / pa:F3}x, ONNX Runtime {b / pb:F3}x");
+            return 0;
+        }
+        finally { File.Delete(file); File.Delete(plainFile); }
+    }
+
+    /// <summary>a and b in turn after a warm-up of both: the median of each and the median of the per-pair ratios b/a.</summary>
+    static (double A, double B, double Ratio) Paired(Action a, Action b, double minSeconds)
+    {
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || warm.Elapsed.TotalSeconds < 2; i++) { a(); b(); }
+        var (ta, tb, ratios) = (new List<double>(), new List<double>(), new List<double>());
+        var total = Stopwatch.StartNew();
+        do
+        {
+            var sw = Stopwatch.StartNew();
+            a();
+            double x = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            b();
+            double y = sw.Elapsed.TotalSeconds;
+            ta.Add(x); tb.Add(y); ratios.Add(y / x);
+        } while (total.Elapsed.TotalSeconds < 2 * minSeconds || ratios.Count < 5);
+        static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+        return (Median(ta), Median(tb), Median(ratios));
+    }
+}
