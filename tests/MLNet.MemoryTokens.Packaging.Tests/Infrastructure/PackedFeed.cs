@@ -13,7 +13,6 @@ public sealed class PackedFeed : IDisposable
     public PackedFeed()
     {
         Feed = LocalFeed.Pack(Repository.Root, _work.Path, LocalFeed.UniqueSuffix());
-        Directory.CreateDirectory(Feed.PackagesFolder);
     }
 
     public LocalFeed Feed { get; }

@@ -1,4 +1,3 @@
-using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
@@ -71,7 +70,4 @@ public static class TinyData
                 w.Write(image.Pixels[p + 2]); w.Write(image.Pixels[p + 1]); w.Write(image.Pixels[p]);
             }
     }
-
-    /// <summary>The folder as the engine opens it (the order every path trains in).</summary>
-    public static IImageDataset Open(string folder) => ImageDatasets.Open(folder);
 }
