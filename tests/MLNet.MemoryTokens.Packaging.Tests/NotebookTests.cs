@@ -43,6 +43,36 @@ public partial class NotebookTests(PackedFeed packed, ITestOutputHelper output)
         Assert.Equal(2, Pngs(mlnet).Count());
     }
 
+    /// <summary>A cell that throws stops the run with exit 1 and its error, later cells do not run, and --write leaves the
+    /// notebook as it was.</summary>
+    [Fact]
+    public void AFailingCellFailsTheRunAndWritesNothing()
+    {
+        string folder = packed.Scratch("failing-notebook");
+        string notebook = Path.Combine(folder, "Failing.ipynb");
+        static object Cell(string code) => new Dictionary<string, object?>
+        {
+            ["cell_type"] = "code", ["execution_count"] = null, ["metadata"] = new { }, ["outputs"] = Array.Empty<object>(), ["source"] = new[] { code },
+        };
+        File.WriteAllText(notebook, JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["cells"] = new[] { Cell("Console.WriteLine(\"before\");"), Cell("throw new InvalidOperationException(\"boom from cell two\");"), Cell("Console.WriteLine(\"after\");") },
+            ["metadata"] = new { kernelspec = new { display_name = ".NET (C#)", language = "C#", name = ".net-csharp" } },
+            ["nbformat"] = 4, ["nbformat_minor"] = 5,
+        }));
+        string before = File.ReadAllText(notebook);
+        var run = ChildProcess.Run(ChildProcess.Dotnet,
+            [Repository.NotebookRunner, "--feed", packed.Feed.Folder, "--version", packed.Version, "--packages", packed.Feed.PackagesFolder, "--write", notebook],
+            folder, timeout: TimeSpan.FromMinutes(3));
+        output.WriteLine(run.ToString());
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("  | before", run.Output);
+        Assert.Contains("boom from cell two", run.Output);
+        Assert.Contains("FAILED Failing.ipynb: cell 1", run.Output);
+        Assert.DoesNotContain("  | after", run.Output);
+        Assert.Equal(before, File.ReadAllText(notebook));
+    }
+
     /// <summary>The committed notebooks were executed (--write): every code cell has run, none failed, the plots are there.</summary>
     [Fact]
     public void CommittedNotebooksCarryTheOutputsOfARun()
