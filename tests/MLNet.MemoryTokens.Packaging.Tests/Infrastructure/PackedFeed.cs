@@ -32,7 +32,29 @@ public sealed class PackedFeed : IDisposable
         return result;
     }
 
-    public void Dispose() => _work.Dispose();
+    public void Dispose()
+    {
+        ForgetRunFileCaches();
+        _work.Dispose();
+    }
+
+    /// <summary>`dotnet run file.cs` keeps a small build cache per source path under ~/.local/share/dotnet/runfile even with
+    /// --artifacts-path; the ones for our scratch copies (their csc.rsp names our folder) go with the rest of our files.</summary>
+    void ForgetRunFileCaches()
+    {
+        var root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "dotnet", "runfile");
+        if (!Directory.Exists(root)) return;
+        foreach (var dir in Directory.EnumerateDirectories(root))
+        {
+            var rsp = Path.Combine(dir, "csc.rsp");
+            try
+            {
+                if (File.Exists(rsp) && File.ReadAllText(rsp).Contains(_work.Path, StringComparison.Ordinal)) Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+    }
 }
 
 [CollectionDefinition(Name)]
