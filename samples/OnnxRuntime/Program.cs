@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Trainers;

@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.Model;

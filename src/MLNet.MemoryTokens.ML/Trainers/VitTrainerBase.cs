@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Trainers;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Tuning;

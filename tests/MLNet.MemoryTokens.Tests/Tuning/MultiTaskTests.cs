@@ -1,3 +1,4 @@
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 
@@ -58,7 +59,7 @@ public sealed class QueryTunedVit : ITunedModel
         _parameters.Add(new TrainableParameter("head.bias", HeadBias, new Tensor(HeadBias.Shape)));
         var scratch = new BackwardScratch();   // blocks run backward one at a time: one scratch serves all
         _tapes = Enumerable.Range(0, C.Depth).Select(_ => new BlockTape { Scratch = scratch }).ToArray();
-        _dropoutRng = new Random(Training.Seeds.Mix(seed, 0xd209, 0));
+        _dropoutRng = new Random(Seeds.Mix(seed, 0xd209, 0));
     }
 
     /// <summary>What the frozen backbone gives VQT for a batch: per layer the original tokens' keys and values
