@@ -1,6 +1,7 @@
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tests;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;

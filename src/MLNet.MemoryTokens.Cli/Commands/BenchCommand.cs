@@ -177,7 +177,7 @@ internal static class BenchCommand
             var tuning = new MLNet.MemoryTokens.Tuning.TuningOptions { Method = MLNet.MemoryTokens.Tuning.TuningMethod.Memory, MemoryTokens = m, Masked = true };
             var adapters = Enumerable.Range(0, t).Select(i => ($"task{i}", MLNet.MemoryTokens.Tuning.Adapter.From(tuning.CreateModel(vit, 10, i), backbone, tuning,
                 Enumerable.Range(0, 10).Select(c => c.ToString()).ToArray(), backbone.Preprocess))).ToList();
-            var multi = new MLNet.MemoryTokens.Tuning.MultiTaskVit(backbone, adapters);
+            var multi = new MLNet.MemoryTokens.Tuning.MemoryTokens.MultiTaskVit(backbone, adapters);
             var x = new Tensor([b, 3, px, px]);
             var rng = new Random(1);
             for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);

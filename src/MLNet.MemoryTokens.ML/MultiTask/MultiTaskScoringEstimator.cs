@@ -4,6 +4,7 @@ using MLNet.MemoryTokens.ML.Data;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.ML;

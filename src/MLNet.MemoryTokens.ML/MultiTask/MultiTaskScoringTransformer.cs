@@ -7,6 +7,7 @@ using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Scoring;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.ML;

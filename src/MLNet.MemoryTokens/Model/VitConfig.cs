@@ -32,6 +32,14 @@ public sealed record VitConfig
         if (Depth <= 0 || MlpDim <= 0 || InChannels <= 0 || NumClasses < 0) throw new ArgumentException($"Invalid ViT config {this}.");
     }
 
+    /// <summary>The batch size of images [B, C_in, H, W] this model takes; anything else is refused with the expected shape.</summary>
+    public int CheckImages(Tensor images)
+    {
+        if (images.Rank != 4 || images.Shape[1] != InChannels || images.Shape[2] != ImageSize || images.Shape[3] != ImageSize)
+            throw new ArgumentException($"Images must be [B, {InChannels}, {ImageSize}, {ImageSize}] for this model, got {images.ShapeString}.");
+        return images.Shape[0];
+    }
+
     /// <summary>Tensor shapes of a timm state dict for this architecture (strict-load reference).</summary>
     public Dictionary<string, int[]> StateDictShapes()
     {
