@@ -3,6 +3,7 @@ using Microsoft.ML.Runtime;
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
+using MLNet.MemoryTokens.ML.Fitting;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Trainers;
 using MLNet.MemoryTokens.Model;
