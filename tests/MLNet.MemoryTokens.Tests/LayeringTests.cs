@@ -44,6 +44,18 @@ public class LayeringTests(ITestOutputHelper output)
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 
+    [Fact]
+    public void TheTrainerNamesNoMethod()
+    {
+        // the loop is method-agnostic: every method-specific part (its model, its step, its caches and phases) comes from the method table
+        var trainer = File.ReadAllText(Path.Combine(Src("MLNet.MemoryTokens"), "Training", "Trainer.cs"));
+        var names = Enum.GetNames<MLNet.MemoryTokens.Tuning.TuningMethod>().Select(n => "TuningMethod." + n)
+            .Concat(typeof(Tensor).Assembly.GetTypes().Where(t => t.Namespace?.StartsWith("MLNet.MemoryTokens.Tuning.", StringComparison.Ordinal) == true && !t.IsNested).Select(t => t.Name))
+            .Concat(["VQT", "Vqt", "lasso", "probe", "masked", "Masked", "compress"]);
+        var named = names.Where(n => trainer.Contains(n, StringComparison.Ordinal)).ToList();
+        Assert.True(named.Count == 0, "Trainer.cs names " + string.Join(", ", named));
+    }
+
     void Check(System.Reflection.Assembly assembly, string sourceRoot, string[][] layers)
     {
         var edges = Layering.FolderEdges(assembly, sourceRoot);

@@ -79,7 +79,8 @@ internal static class PipelinePersistence
         }
     }
 
-    /// <param name="loaders">How each kind of component folder is read back (each component saved itself: <see cref="ISavableComponent"/>).</param>
+    /// <summary>Reads a zip written by <see cref="Save"/>: ML.NET's parts with <c>mlContext.Model.Load</c>, each of our components
+    /// with the loader of its kind in <paramref name="loaders"/> (each saved itself: <see cref="ISavableComponent"/>).</summary>
     public static TransformerChain<ITransformer> Load(ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema, Backbone? backbone, string? backbonePath,
         IReadOnlyDictionary<string, ComponentLoader> loaders)
     {

@@ -22,6 +22,8 @@ internal static class Embedding
         var c = vit.Config;
         int p = c.NumPatches, d = c.Dim, n = layout.Originals, s = layout.Rows;
         if (taskClassTokens.Count != layout.TaskRows) throw new ArgumentException($"The layout has {layout.TaskRows} task rows; {taskClassTokens.Count} class tokens were given.");
+        // one prefix token, the class token: prefix tokens such as registers or a distillation token get their rows here
+        if (layout.PrefixTokens != 1 || c.PrefixTokens != 1) throw new NotSupportedException("Only the class token is supported as a prefix token.");
         PatchEmbed.Im2Col(cols, images, batch, c.InChannels, c.ImageSize, c.ImageSize, c.PatchSize);
         Linear.Forward(patches, cols, vit.PatchPacked, vit.PatchBias.Data, batch * p);
         var pos = vit.PosEmbed.Data.AsSpan();

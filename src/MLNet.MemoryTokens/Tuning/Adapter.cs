@@ -148,13 +148,9 @@ public sealed class Adapter
         return list;
     }
 
-    /// <summary>The options this adapter was trained with, as far as its config records them (every method's fields; the
-    /// adapters it extends resolved).</summary>
-    public TuningOptions RecordedOptions(IReadOnlyList<Adapter> extends) => new()
-    {
-        Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken,
-        QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout, Extends = extends,
-    };
+    /// <summary>The options this adapter was trained with, as its method reads them back from the config (the adapters it
+    /// extends given resolved).</summary>
+    public TuningOptions RecordedOptions(IReadOnlyList<Adapter> extends) => TuningMethods.Get(Config.Method).ReadAdapter(Config, extends);
 
     /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in). An extension
     /// (<see cref="AdapterConfig.Extends"/>) also needs the adapters it extends: given, or loaded from where they were saved.</summary>

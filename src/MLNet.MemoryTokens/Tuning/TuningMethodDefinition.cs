@@ -32,6 +32,10 @@ public abstract class TuningMethodDefinition
     /// <summary>This method's fields of <c>adapter_config.json</c> (sizes, flags, what it extends), on top of the shared ones.</summary>
     public virtual AdapterConfig DescribeAdapter(AdapterConfig config, TuningOptions options) => config;
 
+    /// <summary>The options an adapter of this method was trained with, read back from its config (<paramref name="extends"/>:
+    /// the adapters it extends, resolved and checked): what rebuilds its model. The reverse of <see cref="DescribeAdapter"/>.</summary>
+    public virtual TuningOptions ReadAdapter(AdapterConfig config, IReadOnlyList<Adapter> extends) => new() { Method = Method };
+
     /// <summary>How the managed engine runs this method: its model and its training step.</summary>
     public abstract IMethodCompute Managed { get; }
 }

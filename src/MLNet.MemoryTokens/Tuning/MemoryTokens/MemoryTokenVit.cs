@@ -84,17 +84,24 @@ public sealed class MemoryTokenVit : ITunedModel
         for (int i = 0; i < memory.Length; i++) memory.Data[i] = (float)(VisionTransformer.Gaussian(rng) * 0.02);
     }
 
-    AttentionGroup[] Groups()
+    AttentionGroup[] Groups() =>
+        // plain: every original row reads the originals and the memory rows right after them, one run of N + m keys;
+        // masked: the tasks of an extension chain (the extended ones, then this one), as the multi-task pass runs them
+        Masked ? MaskedGroups(Layout, MultiTaskMode.Extension) : [new AttentionGroup(0, Layout.Originals, [(0, Layout.Originals + MemoryTokens)], [])];
+
+    /// <summary>Who reads what in the attention-masked variant, for a stream with one class-token row per task (a task alone,
+    /// an extension chain, the multi-task pass): the originals read only each other; task t reads the originals and its own
+    /// row and memory (concatenation), or also every earlier task's row and memory (extension). Original keys are always a
+    /// segment of their own, so a task row sums its attention in the same order alone as in any pass.</summary>
+    internal static AttentionGroup[] MaskedGroups(StreamLayout layout, MultiTaskMode mode)
     {
-        int n = Layout.Originals;
-        // plain: every original row reads the originals and the memory rows right after them, one run of N + m keys
-        if (!Masked) return [new AttentionGroup(0, n, [(0, n + MemoryTokens)], [])];
-        // masked: the originals read only each other; task k (the extended tasks, then this one) reads the originals, the task
-        // rows up to its own and memories 0..k — the multi-task pass's segments, so a task alone and in that pass give the same bits
-        int tasks = Extends.Count + 1;
+        int n = layout.Originals, tasks = layout.TaskRows;
         var groups = new AttentionGroup[1 + tasks];
         groups[0] = AttentionGroup.SelfAttention(n);
-        for (int k = 0; k < tasks; k++) groups[1 + k] = new AttentionGroup(Layout.TaskRow(k), 1, [(0, n), (Layout.TaskRow0, k + 1)], Enumerable.Range(0, k + 1).ToArray());
+        for (int t = 0; t < tasks; t++)
+            groups[1 + t] = mode == MultiTaskMode.Concatenation
+                ? new AttentionGroup(layout.TaskRow(t), 1, [(0, n), (layout.TaskRow(t), 1)], [t])
+                : new AttentionGroup(layout.TaskRow(t), 1, [(0, n), (layout.TaskRow0, t + 1)], Enumerable.Range(0, t + 1).ToArray());
         return groups;
     }
 

@@ -45,6 +45,11 @@ internal sealed class MemoryTokensMethod : TuningMethodDefinition, IMethodComput
         Extends = o.Extends.Select(a => new AdapterReference(a.Folder ?? "", a.Fingerprint)).ToArray(),
     };
 
+    public override TuningOptions ReadAdapter(AdapterConfig c, IReadOnlyList<Adapter> extends) => new()
+    {
+        Method = Method, MemoryTokens = c.MemoryTokens, Masked = c.Masked, TrainClassToken = c.TrainClassToken, Extends = extends,
+    };
+
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) =>
         new MemoryTokenVit(backbone, classes, new MemoryTokenOptions(o.MemoryTokens, o.Masked, o.TrainClassToken) { Extends = Frozen(backbone, o.Extends) }, seed);
 

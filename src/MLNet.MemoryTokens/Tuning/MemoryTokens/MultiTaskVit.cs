@@ -48,7 +48,7 @@ public sealed class MultiTaskVit
         TaskNames = tasks.Select(t => t.Name).ToArray();
         var layout = StreamLayout.Of(Backbone.Config, taskRows: _tasks.Length);
         _pass = new StreamPass(Backbone, layout);
-        _groups = Groups(layout);
+        _groups = MemoryTokenVit.MaskedGroups(layout, mode);
         // the last block: only the rows the heads read (the original class token, each task's row) go past attention
         _lastLive = _tasks.Length > 0 ? new LiveRows((layout.ClassTokenRow, 1), (layout.TaskRow0, _tasks.Length)) : new LiveRows((layout.ClassTokenRow, 1));
         _lastGroups = _lastLive.Restrict(_groups);
@@ -81,18 +81,5 @@ public sealed class MultiTaskVit
             }
             return (original, outputs);
         }
-    }
-
-    // Original keys are always their own segment: every task row then sums its attention in the same order as when run alone.
-    AttentionGroup[] Groups(StreamLayout layout)
-    {
-        int n = layout.Originals, tasks = layout.TaskRows;
-        var groups = new AttentionGroup[1 + tasks];
-        groups[0] = AttentionGroup.SelfAttention(n);
-        for (int t = 0; t < tasks; t++)
-            groups[1 + t] = Mode == MultiTaskMode.Concatenation
-                ? new AttentionGroup(layout.TaskRow(t), 1, [(0, n), (layout.TaskRow(t), 1)], [t])
-                : new AttentionGroup(layout.TaskRow(t), 1, [(0, n), (layout.TaskRow0, t + 1)], Enumerable.Range(0, t + 1).ToArray());
-        return groups;
     }
 }

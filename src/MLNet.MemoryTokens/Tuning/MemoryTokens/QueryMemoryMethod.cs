@@ -21,6 +21,11 @@ internal sealed class QueryMemoryMethod : TuningMethodDefinition, IMethodCompute
         MemoryTokens = o.MemoryTokens, TrainClassToken = o.TrainClassToken, QueryTokens = o.QueryTokens,
     };
 
+    public override TuningOptions ReadAdapter(AdapterConfig c, IReadOnlyList<Adapter> extends) => new()
+    {
+        Method = Method, MemoryTokens = c.MemoryTokens, TrainClassToken = c.TrainClassToken, QueryTokens = c.QueryTokens,
+    };
+
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) =>
         new QueryMemoryVit(backbone, classes, o.MemoryTokens, o.QueryTokens, o.TrainClassToken, seed);
 }

@@ -126,11 +126,12 @@ public sealed class QueryTunedVit : ITunedModel
     }
 
     // what backward needs from the last training forward
-    KeyValues? _kv;
-    float[] _x = [], _masks = [];
-    float[][] _outputs = [];
+    KeyValues? _kv;                 // the keys/values the query paths read ([L][B, N, 2D], wherever they are held)
+    float[] _x = [];                // [B, T·D] backward's gradient of one layer's query rows
+    float[] _masks = [];            // [L, B, T·D] the dropout masks (0 or 1/(1−p)), kept for backward
+    float[][] _outputs = [];        // per layer [B, T·D]: the query rows going in, the block's output coming out
     bool _taped;
-    QueryFeatures? _head;
+    QueryFeatures? _head;           // the head's input F [B, D·(1 + L·T)] and its norms
 
     public Tensor Forward(Tensor images, bool keepForBackward) => ForwardCached(CaptureKeyValues(images), keepForBackward);
 

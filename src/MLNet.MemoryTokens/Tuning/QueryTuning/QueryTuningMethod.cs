@@ -22,6 +22,11 @@ internal sealed class QueryTuningMethod : TuningMethodDefinition, IMethodCompute
 
     public override AdapterConfig DescribeAdapter(AdapterConfig config, TuningOptions o) => config with { QueryTokens = o.QueryTokens, QueryDropout = o.QueryDropout };
 
+    public override TuningOptions ReadAdapter(AdapterConfig c, IReadOnlyList<Adapter> extends) => new()
+    {
+        Method = Method, QueryTokens = c.QueryTokens, QueryDropout = c.QueryDropout,
+    };
+
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) => new QueryTunedVit(backbone, classes, o.QueryTokens, o.QueryDropout, seed);
 
     public ITrainingStep CreateTrainingStep(ITunedModel model, StepContext context) => new QueryCacheStep((QueryTunedVit)model, context);
