@@ -21,7 +21,8 @@ public class LayeringTests(ITestOutputHelper output)
     }
 
     /// <summary>Lowest first: hosting and schema helpers; reading ML.NET data; saving components; scoring (the transformers'
-    /// shared base); fitting (the one training path); the classifiers; the featurizer and the multi-task scorer; the catalogs.</summary>
+    /// shared base); fitting (the one training path); the classifiers; the featurizer and the multi-task scorer; the catalogs
+    /// and the transformers' ONNX export.</summary>
     static readonly string[][] Layers =
     [
         ["Hosting", "Schema"],
@@ -31,6 +32,6 @@ public class LayeringTests(ITestOutputHelper output)
         ["Fitting"],
         ["Trainers"],
         ["Featurizers", "MultiTask"],
-        ["Catalog", "AutoML"],
+        ["Catalog", "AutoML", "Onnx"],
     ];
 }
