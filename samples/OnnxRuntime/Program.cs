@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;

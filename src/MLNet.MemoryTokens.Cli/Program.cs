@@ -17,7 +17,7 @@ public static class Program
         root.Subcommands.Add(FeaturizeCommand.Create());
         root.Subcommands.Add(ExportOnnxCommand.Create());
         root.Subcommands.Add(CheckParityCommand.Create());
-        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
         return root;
     }
 }

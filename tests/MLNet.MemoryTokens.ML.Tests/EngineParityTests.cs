@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;

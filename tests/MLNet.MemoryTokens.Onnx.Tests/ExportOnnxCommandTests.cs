@@ -1,6 +1,7 @@
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tests;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;
@@ -84,7 +85,7 @@ public class ExportOnnxCommandTests
         Assert.Equal(0, Cli(["export-onnx", "--model", ckpt, "--adapter", adapter, "--out", dir.PathOf("fashion.onnx")], out _, out _));
         // the test images as evaluate prepares them, through ours and through ONNX Runtime
         var a = Adapter.Load(adapter);
-        var test = MLNet.MemoryTokens.Training.PreparedImages.From(MLNet.MemoryTokens.Data.ImageDatasets.Take(MLNet.MemoryTokens.Data.ImageDatasets.Open(data + ":test"), 100),
+        var test = MLNet.MemoryTokens.Data.PreparedImages.From(MLNet.MemoryTokens.Data.ImageDatasets.Take(MLNet.MemoryTokens.Data.ImageDatasets.Open(data + ":test"), 100),
             a.Config.Preprocess with { InputSize = a.Config.ImageSize });
         var x = test.Batch(Enumerable.Range(0, test.Count).ToArray());
         var ours = a.CreateModel(Backbone.Load(ckpt, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true })).Forward(x, keepForBackward: false).Data;

@@ -1,4 +1,5 @@
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;

@@ -1,3 +1,4 @@
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;

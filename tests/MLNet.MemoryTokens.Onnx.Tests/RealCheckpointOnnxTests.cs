@@ -1,6 +1,8 @@
 using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tests;
+using MLNet.MemoryTokens.Tuning.Baselines;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static MLNet.MemoryTokens.Onnx.Tests.OnnxFixtures;
@@ -86,7 +88,7 @@ public class RealCheckpointOnnxTests
         var names = File.ReadAllLines(Path.Combine(photos, "imagenet1k_class_names.txt")).Where(l => l.Trim().Length > 0).ToArray();
         // the ImageNet head as a head-only adapter, so the model carries labels and the eval transform in its metadata
         var tuning = new TuningOptions { Method = TuningMethod.HeadOnly };
-        var model = (AdaptedVit)tuning.CreateModel(backbone.Model, names.Length, seed: 0);
+        var model = (BaselineVit)tuning.CreateModel(backbone.Model, names.Length, seed: 0);
         backbone.Model.Parameters["head.weight"].Data.CopyTo(model.HeadWeight.Data, 0);
         backbone.Model.Parameters["head.bias"].Data.CopyTo(model.HeadBias.Data, 0);
         var adapter = Adapter.From(model, backbone, tuning, names, backbone.Preprocess);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using MLNet.MemoryTokens.Cli.Plots;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;

@@ -18,8 +18,9 @@ internal static class TrainCommand
         var data = DataOptions.Data("Training images: a folder per class, a CSV of path,label, or IDX files (MNIST/Fashion-MNIST format; a folder of them, or 'folder:test').");
         var validationData = new Option<string?>("--validation-data") { Description = "Validation images (default: a stratified --validation-fraction of --data)." };
         var limit = DataOptions.Limit();
-        var method = new Option<string>("--method") { Description = "memory | head | head-class | full | vqt | vqt-memory", DefaultValueFactory = _ => "memory" };
-        method.AcceptOnlyFromAmong("memory", "head", "head-class", "full", "vqt", "vqt-memory");
+        var methods = TuningMethods.All.Select(m => m.Name).ToArray();
+        var method = new Option<string>("--method") { Description = string.Join(" | ", methods), DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong(methods);
         var queries = new Option<int>("--queries") { Description = "VQT query tokens per layer (T).", DefaultValueFactory = _ => 1 };
         var queryDropout = new Option<float>("--query-dropout") { Description = "VQT dropout on query tokens.", DefaultValueFactory = _ => 0.1f };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "VQT: keep the key/value cache in a file here (reused when backbone, size and data match)." };
@@ -101,16 +102,7 @@ internal static class TrainCommand
         return cmd;
     }
 
-    internal static TuningMethod ParseMethod(string s) => s switch
-    {
-        "memory" => TuningMethod.Memory,
-        "head" => TuningMethod.HeadOnly,
-        "head-class" => TuningMethod.HeadAndClassToken,
-        "full" => TuningMethod.Full,
-        "vqt" => TuningMethod.Vqt,
-        "vqt-memory" => TuningMethod.VqtMemory,
-        _ => throw new ArgumentException($"Unknown method '{s}'."),
-    };
+    internal static TuningMethod ParseMethod(string s) => TuningMethods.Find(s)?.Method ?? throw new ArgumentException($"Unknown method '{s}'.");
 
     /// <summary>Progress as a bar on a terminal, as one line per epoch otherwise (or nothing with --json).</summary>
     sealed class ProgressPrinter(bool quiet) : IProgress<TrainingProgress>

@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using MLNet.MemoryTokens.ML.Persistence;
+using MLNet.MemoryTokens.ML;
 using MLNet.MemoryTokens.Model;
 
 namespace Microsoft.ML;
@@ -19,5 +20,13 @@ public static class MemoryTokensModelCatalog
     /// (loaded once through <c>BackboneCache</c>).</summary>
     public static TransformerChain<ITransformer> LoadWithAdapters(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema,
         Backbone? backbone = null, string? backbonePath = null) =>
-        PipelinePersistence.Load(catalog, filePath, out inputSchema, backbone, backbonePath);
+        PipelinePersistence.Load(catalog, filePath, out inputSchema, backbone, backbonePath, Loaders);
+
+    /// <summary>Every component kind this package saves, and how its folder is read back.</summary>
+    static readonly Dictionary<string, ComponentLoader> Loaders = new()
+    {
+        [VitClassifierTransformer.Kind] = VitClassifierTransformer.Load,
+        [VqtFeaturizerTransformer.Kind] = VqtFeaturizerTransformer.Load,
+        [MultiTaskScoringTransformer.Kind] = MultiTaskScoringTransformer.Load,
+    };
 }

@@ -1,7 +1,9 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
+using MLNet.MemoryTokens.ML.Fitting;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Trainers;
 using MLNet.MemoryTokens.Model;

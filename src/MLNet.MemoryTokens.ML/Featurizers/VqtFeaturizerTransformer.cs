@@ -10,7 +10,7 @@ using MLNet.MemoryTokens.Tuning.QueryTuning;
 namespace MLNet.MemoryTokens.ML;
 
 /// <summary>A fitted VQT featurizer: adds a <c>Vector&lt;Single&gt;</c> of D·(1 + L·T) features per image (or the kept ones).</summary>
-public sealed class VqtFeaturizerTransformer : ITransformer, ISavableComponent
+public sealed class VqtFeaturizerTransformer : ImageScoringTransformer
 {
     readonly FeaturizerScorer _scorer;
 
@@ -22,7 +22,7 @@ public sealed class VqtFeaturizerTransformer : ITransformer, ISavableComponent
         _scorer = new FeaturizerScorer(input, batchSize, model, outputColumnName);
         Adapter = new ComponentMetadata
         {
-            Component = "vqt-featurizer", ImageColumn = input.ColumnName, ImageFolder = input.ImageFolder, LabelColumn = labelColumnName,
+            Component = Kind, ImageColumn = input.ColumnName, ImageFolder = input.ImageFolder, LabelColumn = labelColumnName,
             OutputColumns = [outputColumnName], KeyCount = keys.Count, KeyValueType = keys.ValueTypeName, KeyValues = keys.Values,
             InferenceBatchSize = batchSize,
         }.AttachTo(adapter);
@@ -52,14 +52,12 @@ public sealed class VqtFeaturizerTransformer : ITransformer, ISavableComponent
             output, metadata?.InferenceBatchSize ?? 32);
     }
 
-    string ISavableComponent.ComponentKind => "vqt-featurizer";
-    void ISavableComponent.SaveTo(string directory) => SaveAdapter(directory);
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _scorer.OutputSchema(inputSchema);
-    public IDataView Transform(IDataView input) => new ScoredDataView(input, _scorer);
-    public bool IsRowToRowMapper => true;
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(inputSchema, _scorer);
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelSaveRefusal.For(nameof(VqtFeaturizerTransformer), "transformer.SaveAdapter(directory)");
+    /// <summary>The kind a saved featurizer folder is recorded as.</summary>
+    internal const string Kind = "vqt-featurizer";
+    private protected override ImageScorer Scorer => _scorer;
+    private protected override string ComponentKind => Kind;
+    private protected override void SaveTo(string directory) => SaveAdapter(directory);
+    private protected override string SaveMethod => "transformer.SaveAdapter(directory)";
 
     /// <summary>The VQT feature vector (no dropout) of each image, as the fitted head reads it.</summary>
     sealed class FeaturizerScorer : ImageScorer

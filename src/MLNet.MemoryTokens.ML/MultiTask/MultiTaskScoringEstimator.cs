@@ -1,8 +1,10 @@
 using Microsoft.ML;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.ML;

@@ -7,6 +7,7 @@ using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Scoring;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.ML;
@@ -14,7 +15,7 @@ namespace MLNet.MemoryTokens.ML;
 /// <summary>Scores every task (and the original head) of a <see cref="MultiTaskVit"/> in one pass per batch.</summary>
 /// <remarks>Images are preprocessed as the tasks were trained (resize to S×S, crop fraction 1, the backbone's mean/std);
 /// the original head's column therefore holds the backbone's logits (or their softmax) on those same inputs.</remarks>
-public sealed class MultiTaskScoringTransformer : ITransformer, ISavableComponent
+public sealed class MultiTaskScoringTransformer : ImageScoringTransformer
 {
     const string ManifestFile = "multitask.json";
     static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
@@ -63,14 +64,12 @@ public sealed class MultiTaskScoringTransformer : ITransformer, ISavableComponen
             manifest.OriginalScoreColumn, manifest.ApplySoftmax, manifest.Mode, manifest.BatchSize);
     }
 
-    string ISavableComponent.ComponentKind => "multi-task";
-    void ISavableComponent.SaveTo(string directory) => SaveAdapters(directory);
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _scorer.OutputSchema(inputSchema);
-    public IDataView Transform(IDataView input) => new ScoredDataView(input, _scorer);
-    public bool IsRowToRowMapper => true;
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(inputSchema, _scorer);
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelSaveRefusal.For(nameof(MultiTaskScoringTransformer), "transformer.SaveAdapters(directory)");
+    /// <summary>The kind a saved multi-task folder is recorded as.</summary>
+    internal const string Kind = "multi-task";
+    private protected override ImageScorer Scorer => _scorer;
+    private protected override string ComponentKind => Kind;
+    private protected override void SaveTo(string directory) => SaveAdapters(directory);
+    private protected override string SaveMethod => "transformer.SaveAdapters(directory)";
 
     sealed class MultiTaskScorer : ImageScorer
     {

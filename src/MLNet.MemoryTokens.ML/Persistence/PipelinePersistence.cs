@@ -79,7 +79,10 @@ internal static class PipelinePersistence
         }
     }
 
-    public static TransformerChain<ITransformer> Load(ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema, Backbone? backbone, string? backbonePath)
+    /// <summary>Reads a zip written by <see cref="Save"/>: ML.NET's parts with <c>mlContext.Model.Load</c>, each of our components
+    /// with the loader of its kind in <paramref name="loaders"/> (each saved itself: <see cref="ISavableComponent"/>).</summary>
+    public static TransformerChain<ITransformer> Load(ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema, Backbone? backbone, string? backbonePath,
+        IReadOnlyDictionary<string, ComponentLoader> loaders)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         using var zip = ZipFile.OpenRead(path);
@@ -114,13 +117,8 @@ internal static class PipelinePersistence
                     Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                     entry.ExtractToFile(target);
                 }
-                transformers.Add(part.Kind switch
-                {
-                    "classifier" => VitClassifierTransformer.Load(folder, backbone, backbonePath),
-                    "vqt-featurizer" => VqtFeaturizerTransformer.Load(folder, backbone, backbonePath),
-                    "multi-task" => MultiTaskScoringTransformer.Load(folder, backbone, backbonePath),
-                    var k => throw new InvalidDataException($"{path}: unknown component kind '{k}'."),
-                });
+                transformers.Add(loaders.TryGetValue(part.Kind, out var load) ? load(folder, backbone, backbonePath)
+                    : throw new InvalidDataException($"{path}: unknown component kind '{part.Kind}'."));
             }
         }
         finally

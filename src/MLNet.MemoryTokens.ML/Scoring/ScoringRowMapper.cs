@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLNet.MemoryTokens.ML.Data;
 
 namespace MLNet.MemoryTokens.ML.Scoring;
 

@@ -15,7 +15,7 @@ namespace MLNet.MemoryTokens.ML;
 /// scores row by row with the same values.</summary>
 /// <remarks>Persist it with <see cref="SaveAdapter"/> (or a whole pipeline with <c>mlContext.Model.SaveWithAdapters</c>);
 /// <c>mlContext.Model.Save</c> cannot hold it and says so.</remarks>
-public sealed class VitClassifierTransformer : ITransformer, ISavableComponent
+public sealed class VitClassifierTransformer : ImageScoringTransformer
 {
     readonly ClassifierScorer _scorer;
     readonly LabelKeys _keys;
@@ -29,7 +29,7 @@ public sealed class VitClassifierTransformer : ITransformer, ISavableComponent
         _scorer = new ClassifierScorer(input, batchSize, model, keys, scoreColumnName, predictedLabelColumnName);
         Adapter = new ComponentMetadata
         {
-            Component = "classifier", ImageColumn = input.ColumnName, ImageFolder = input.ImageFolder, LabelColumn = labelColumnName,
+            Component = Kind, ImageColumn = input.ColumnName, ImageFolder = input.ImageFolder, LabelColumn = labelColumnName,
             OutputColumns = [scoreColumnName, predictedLabelColumnName], KeyCount = keys.Count, KeyValueType = keys.ValueTypeName,
             KeyValues = keys.Values, InferenceBatchSize = batchSize,
         }.AttachTo(adapter);
@@ -59,10 +59,10 @@ public sealed class VitClassifierTransformer : ITransformer, ISavableComponent
     {
         var adapter = Adapter.Load(directory);
         var metadata = ComponentMetadata.Read(adapter);
-        if (metadata is not null && metadata.Component != "classifier")
+        if (metadata is not null && metadata.Component != Kind)
             throw new InvalidDataException($"'{directory}' holds a {metadata.Component}, not a classifier.");
         var resolved = BackboneCache.ForAdapter(adapter, backbone, backbonePath);
-        if (adapter.Config.Method == TuningMethod.Full) resolved = BackboneCache.PrivateCopy(resolved);   // the adapter's weights are copied into it
+        if (TuningMethods.Get(adapter.Config.Method).TrainsBackbone) resolved = BackboneCache.PrivateCopy(resolved);   // the adapter's weights are copied into it
         var model = adapter.CreateModel(resolved, directory);
         var preprocess = adapter.Config.Preprocess with { InputSize = adapter.Config.ImageSize };
         var input = new ImageInput(metadata?.ImageColumn ?? "Image", metadata?.ImageFolder, preprocess);
@@ -71,12 +71,10 @@ public sealed class VitClassifierTransformer : ITransformer, ISavableComponent
             metadata?.LabelColumn, columns[0], columns[1], metadata?.InferenceBatchSize ?? 32, []);
     }
 
-    string ISavableComponent.ComponentKind => "classifier";
-    void ISavableComponent.SaveTo(string directory) => SaveAdapter(directory);
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _scorer.OutputSchema(inputSchema);
-    public IDataView Transform(IDataView input) => new ScoredDataView(input, _scorer);
-    public bool IsRowToRowMapper => true;
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(inputSchema, _scorer);
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelSaveRefusal.For(nameof(VitClassifierTransformer), "transformer.SaveAdapter(directory)");
+    /// <summary>The kind a saved classifier folder is recorded as.</summary>
+    internal const string Kind = "classifier";
+    private protected override ImageScorer Scorer => _scorer;
+    private protected override string ComponentKind => Kind;
+    private protected override void SaveTo(string directory) => SaveAdapter(directory);
+    private protected override string SaveMethod => "transformer.SaveAdapter(directory)";
 }

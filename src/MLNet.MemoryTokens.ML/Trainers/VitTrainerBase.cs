@@ -1,6 +1,8 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.ML.Data;
+using MLNet.MemoryTokens.ML.Fitting;
 using MLNet.MemoryTokens.ML.Schema;
 using MLNet.MemoryTokens.ML.Trainers;
 using MLNet.MemoryTokens.Model;

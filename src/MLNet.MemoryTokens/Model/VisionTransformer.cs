@@ -30,8 +30,9 @@ public sealed class VisionTransformer
     internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
 
     Gemm.PackedB? _patchPacked, _headPacked;
-    // queues, not bags: a ConcurrentBag keeps items in thread-local lists that outlive Clear() until finalizers run
-    readonly ConcurrentDictionary<int, ConcurrentQueue<Workspace>> _workspaces = new();
+    // inference passes pooled per batch size, so concurrent calls are safe; queues, not bags: a ConcurrentBag keeps items in
+    // thread-local lists that outlive Clear() until finalizers run
+    readonly ConcurrentDictionary<int, ConcurrentQueue<StreamPass>> _passes = new();
 
     /// <summary>Builds the model from a timm-named state dict that matches <paramref name="config"/> exactly (strict).</summary>
     public VisionTransformer(VitConfig config, IReadOnlyDictionary<string, Tensor> stateDict)
@@ -96,20 +97,19 @@ public sealed class VisionTransformer
     public Tensor Forward(Tensor images)
     {
         if (HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use ForwardFeatures and ForwardHead(preLogits: true).");
-        int batch = CheckImages(images), d = Config.Dim;
-        var cls = new Tensor([batch, d]);
-        var ws = RentWorkspace(batch);
+        int batch = Config.CheckImages(images);
+        var pass = RentPass(batch);
         try
         {
-            EmbedPatches(ws.X, ws, images.Data, batch);
-            for (int i = 0; i < Blocks.Length - 1; i++) Blocks[i].ForwardInference(ws, batch);
-            Blocks[^1].ForwardInferenceClassToken(ws, batch, cls.Data);
+            pass.Embed(images, ClassToken.Data);
+            var all = new[] { AttentionGroup.SelfAttention(Config.NumTokens) };
+            var classTokenOnly = new LiveRows((0, 1));
+            for (int i = 0; i < Blocks.Length; i++)
+                if (i < Blocks.Length - 1) pass.Block(i, all, [], keep: false);
+                else pass.Block(i, classTokenOnly.Restrict(all), [], keep: false, classTokenOnly);
+            return Head(pass.FinalNorm(pass.Layout.ClassTokenRow), batch);
         }
-        finally { ReturnWorkspace(ws); }
-        LayerNorm.Forward(cls.Data, default, default, cls.Data, NormWeight.Data, NormBias.Data, batch, d, Config.LayerNormEps);
-        var logits = new Tensor([batch, Config.NumClasses]);
-        Linear.Forward(logits.Data, cls.Data, HeadPacked, HeadBias!.Data, batch);
-        return logits;
+        finally { ReturnPass(pass); }
     }
 
     /// <summary>Trunk: images [B, C_in, H, W] (normalised) → tokens [B, N, D] after the final LayerNorm.</summary>
@@ -119,21 +119,30 @@ public sealed class VisionTransformer
     /// how VQT reads every layer's keys and values without a second pass.</summary>
     internal Tensor ForwardFeatures(Tensor images, Action<int, float[]>? onBlockQkv)
     {
-        int batch = CheckImages(images);
+        int batch = Config.CheckImages(images);
         var output = new Tensor([batch, Config.NumTokens, Config.Dim]);
-        var ws = RentWorkspace(batch);
+        var pass = RentPass(batch);
         try
         {
-            EmbedPatches(ws.X, ws, images.Data, batch);
+            pass.Embed(images, ClassToken.Data);
+            var all = new[] { AttentionGroup.SelfAttention(Config.NumTokens) };
             foreach (var block in Blocks)
             {
-                block.ForwardInference(ws, batch);
-                onBlockQkv?.Invoke(block.Index, ws.Qkv);
+                pass.Block(block.Index, all, [], keep: false);
+                onBlockQkv?.Invoke(block.Index, pass.WorkingQkv);
             }
-            LayerNorm.Forward(output.Data, default, default, ws.X, NormWeight.Data, NormBias.Data, batch * Config.NumTokens, Config.Dim, Config.LayerNormEps);
+            pass.FinalNormAll(output.Data);
         }
-        finally { ReturnWorkspace(ws); }
+        finally { ReturnPass(pass); }
         return output;
+    }
+
+    /// <summary>The classification head on final-norm class tokens [B, D] → logits [B, C].</summary>
+    internal Tensor Head(ReadOnlySpan<float> classTokens, int batch)
+    {
+        var logits = new Tensor([batch, Config.NumClasses]);
+        Linear.Forward(logits.Data, classTokens[..(batch * Config.Dim)], HeadPacked!, HeadBias!.Data, batch);
+        return logits;
     }
 
     /// <summary>Head on the class token: features [B, N, D] → logits [B, C], or the class token [B, D] with <paramref name="preLogits"/>.</summary>
@@ -145,62 +154,14 @@ public sealed class VisionTransformer
         for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, cls.Data, (long)b * d, d);
         if (preLogits) return cls;
         if (HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use preLogits.");
-        var logits = new Tensor([batch, Config.NumClasses]);
-        Linear.Forward(logits.Data, cls.Data, HeadPacked, HeadBias!.Data, batch);
-        return logits;
-    }
-
-    int CheckImages(Tensor images)
-    {
-        var c = Config;
-        if (images.Rank != 4 || images.Shape[1] != c.InChannels || images.Shape[2] != c.ImageSize || images.Shape[3] != c.ImageSize)
-            throw new ArgumentException($"Images must be [B, {c.InChannels}, {c.ImageSize}, {c.ImageSize}] for this model, got {images.ShapeString}.");
-        return images.Shape[0];
-    }
-
-    /// <summary>x[b, 0] = cls + pos[0]; x[b, 1+p] = patch_p·Wᵀ + bias + pos[1+p].</summary>
-    /// <param name="x">[B, N, D] output</param>
-    /// <param name="images">[B, C_in, H, W]</param>
-    internal void EmbedPatches(Span<float> x, Workspace ws, ReadOnlySpan<float> images, int batch)
-    {
-        var c = Config;
-        int p = c.NumPatches, d = c.Dim, n = c.NumTokens;
-        PatchEmbed.Im2Col(ws.Cols, images, batch, c.InChannels, c.ImageSize, c.ImageSize, c.PatchSize);
-        Linear.Forward(ws.Patches, ws.Cols, PatchPacked, PatchBias.Data, batch * p);
-        var pos = PosEmbed.Data.AsSpan();
-        var cls = ClassToken.Data.AsSpan();
-        for (int b = 0; b < batch; b++)
-        {
-            var xb = x.Slice(b * n * d, n * d);
-            System.Numerics.Tensors.TensorPrimitives.Add(cls, pos[..d], xb[..d]);
-            System.Numerics.Tensors.TensorPrimitives.Add(ws.Patches.AsSpan(b * p * d, p * d), pos[d..(n * d)], xb[d..]);
-        }
-    }
-
-    /// <summary>Inference scratch for one batch size, reused across calls.</summary>
-    internal sealed class Workspace
-    {
-        public readonly int Batch;
-        public readonly float[] X, Ln, Qkv, Attn, Hidden, Cols, Patches;
-        public Workspace(VitConfig c, int batch)
-        {
-            Batch = batch;
-            long rows = (long)batch * c.NumTokens;
-            X = new float[rows * c.Dim];                 // [B, N, D] residual stream
-            Ln = new float[rows * c.Dim];                // [B, N, D]
-            Qkv = new float[rows * 3 * c.Dim];           // [B, N, 3D]
-            Attn = new float[rows * c.Dim];              // [B, N, D]
-            Hidden = new float[rows * c.MlpDim];         // [B, N, F]
-            Cols = new float[(long)batch * c.NumPatches * c.InChannels * c.PatchSize * c.PatchSize]; // [B·P, C·p·p]
-            Patches = new float[(long)batch * c.NumPatches * c.Dim];                                 // [B·P, D]
-        }
+        return Head(cls.Data, batch);
     }
 
     /// <summary>Drops the pooled inference buffers (they are rebuilt on the next forward).</summary>
-    public void ReleaseWorkspaces() => _workspaces.Clear();
+    public void ReleaseWorkspaces() => _passes.Clear();
 
-    internal Workspace RentWorkspace(int batch) =>
-        _workspaces.GetOrAdd(batch, _ => new()).TryDequeue(out var ws) ? ws : new Workspace(Config, batch);
+    StreamPass RentPass(int batch) =>
+        (_passes.GetOrAdd(batch, _ => new()).TryDequeue(out var pass) ? pass : new StreamPass(this, StreamLayout.Of(Config))).Begin(batch);
 
-    internal void ReturnWorkspace(Workspace ws) => _workspaces.GetOrAdd(ws.Batch, _ => new()).Enqueue(ws);
+    void ReturnPass(StreamPass pass) => _passes.GetOrAdd(pass.Batch, _ => new()).Enqueue(pass);
 }

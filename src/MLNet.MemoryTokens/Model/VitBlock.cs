@@ -3,59 +3,8 @@ using MLNet.MemoryTokens.Kernels;
 
 namespace MLNet.MemoryTokens.Model;
 
-/// <summary>Who attends to what inside one block: a run of query rows, the stream rows they read, and the memory sets they read.</summary>
-/// <remarks>Plain self-attention is one group (0, N, [(0, N)], []). Memory tokens: (0, N, [(0, N)], [0]). The masked variant keeps
-/// the original rows to themselves, (0, N, [(0, N)], []), and adds per task t a class-token row that reads the originals,
-/// itself and its memory: (N+t, 1, [(0, N), (N+t, 1)], [t]). VQT query rows read only the originals: (N, T, [(0, N)], []).</remarks>
-public sealed record AttentionGroup(int QueryStart, int Queries, (int Start, int Rows)[] StreamKeys, int[] Memories, bool ReadsExternal = false);
-
-/// <summary>The rows of each sample that anything reads after a block (the last block: the rows the heads read): runs of rows,
-/// ascending and disjoint. Every row still gives keys and values; only live rows go through projection and MLP.</summary>
-public sealed record LiveRows(params (int Start, int Count)[] Ranges)
-{
-    /// <summary>Live rows per sample.</summary>
-    public int Count => Ranges.Sum(r => r.Count);
-
-    public bool Holds(AttentionGroup g) => Ranges.Any(r => g.QueryStart >= r.Start && g.QueryStart + g.Queries <= r.Start + r.Count);
-
-    internal void Validate(int seqRows)
-    {
-        int end = 0;
-        foreach (var (start, count) in Ranges)
-        {
-            if (start < end || count < 1 || start + count > seqRows) throw new ArgumentException($"Live rows must be ascending, disjoint runs within the {seqRows} rows of a sample.");
-            end = start + count;
-        }
-        if (Ranges.Length == 0) throw new ArgumentException("At least one row must be live.");
-    }
-
-    /// <summary>[B, S, D] → [B, Count, D]: each sample's live rows, in order.</summary>
-    internal void Gather(float[] full, float[] live, int batch, int seqRows, int d)
-    {
-        int at = 0;
-        for (int b = 0; b < batch; b++)
-            foreach (var (start, count) in Ranges)
-            {
-                Array.Copy(full, ((long)b * seqRows + start) * d, live, (long)at * d, (long)count * d);
-                at += count;
-            }
-    }
-
-    /// <summary>[B, Count, D] → the live rows of [B, S, D] (the other rows untouched).</summary>
-    internal void Scatter(float[] live, float[] full, int batch, int seqRows, int d)
-    {
-        int at = 0;
-        for (int b = 0; b < batch; b++)
-            foreach (var (start, count) in Ranges)
-            {
-                Array.Copy(live, (long)at * d, full, ((long)b * seqRows + start) * d, (long)count * d);
-                at += count;
-            }
-    }
-}
-
-/// <summary>One pre-norm transformer block: weights (views into the model's state dict), inference forward, training forward
-/// that keeps what backward needs, and backward — side by side.</summary>
+/// <summary>One pre-norm transformer block: weights (views into the model's state dict), the forward every model runs (the
+/// backbone's own inference, memory tokens, the multi-task pass, VQT's query paths, full fine-tuning) and its backward — side by side.</summary>
 /// <remarks>Legend: B batch, S stream rows per sample (N original tokens + extra rows such as task class tokens or queries),
 /// D width, F MLP width, m memory rows of one memory set (shared by the batch: keys/values only, never in the stream).</remarks>
 internal sealed class VitBlock
@@ -89,39 +38,9 @@ internal sealed class VitBlock
     Gemm.PackedB Fc2PackedT => _fc2T ??= Gemm.Pack(false, C.Dim, C.MlpDim, Fc2W.Data, C.MlpDim);
     public void InvalidatePacked() { _qkv = _proj = _fc1 = _fc2 = _qkvT = _projT = _fc1T = _fc2T = null; }
 
-    /// <summary>x ← x + Proj(MHSA(LN1(x))); x ← x + FC2(GELU(FC1(LN2(x)))), with x = ws.X [B, N, D] updated in place.</summary>
-    public void ForwardInference(VisionTransformer.Workspace ws, int batch)
-    {
-        var c = C;
-        int rows = batch * c.NumTokens, d = c.Dim;
-        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
-        Linear.Forward(ws.Qkv, ws.Ln, QkvPacked, QkvB.Data, rows);
-        Attention.Forward(ws.Attn, default, ws.Qkv, Attention.Layout.SelfAttention(batch, c.NumTokens, c.Heads, c.HeadDim));
-        Linear.Forward(ws.X, ws.Attn, ProjPacked, ProjB.Data, rows, accumulate: true);
-        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm2W.Data, Norm2B.Data, rows, d, c.LayerNormEps);
-        Linear.ForwardGelu(default, ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, rows);
-        Linear.Forward(ws.X, ws.Hidden, Fc2Packed, Fc2B.Data, rows, accumulate: true);
-    }
-
-    /// <summary>The last block of a classifier: every row gives keys/values, only the class token (row 0) goes on —
-    /// cls [B, D] is that row after the block.</summary>
-    public void ForwardInferenceClassToken(VisionTransformer.Workspace ws, int batch, float[] cls)
-    {
-        var c = C;
-        int n = c.NumTokens, d = c.Dim;
-        LayerNorm.Forward(ws.Ln, default, default, ws.X, Norm1W.Data, Norm1B.Data, batch * n, d, c.LayerNormEps);
-        Linear.Forward(ws.Qkv, ws.Ln, QkvPacked, QkvB.Data, batch * n);
-        // the class token's attention output                                    [B, 1, D]
-        Attention.Forward(ws.Attn, default, ws.Qkv, new Attention.Layout(batch, n, c.Heads, c.HeadDim, 0, 1, 0, n));
-        for (int b = 0; b < batch; b++) Array.Copy(ws.X, (long)b * n * d, cls, (long)b * d, d);
-        Linear.Forward(cls, ws.Attn, ProjPacked, ProjB.Data, batch, accumulate: true);
-        LayerNorm.Forward(ws.Ln, default, default, cls, Norm2W.Data, Norm2B.Data, batch, d, c.LayerNormEps);
-        Linear.ForwardGelu(default, ws.Hidden, ws.Ln, Fc1Packed, Fc1B.Data, batch);
-        Linear.Forward(cls, ws.Hidden, Fc2Packed, Fc2B.Data, batch, accumulate: true);
-    }
-
-    /// <summary>The general forward: stream x [B, S, D] updated in place, memory sets read as extra keys/values by the groups
-    /// that name them. With <paramref name="tape"/> it keeps what <see cref="Backward"/> needs; without, it only computes.</summary>
+    /// <summary>The block's one forward: stream x [B, S, D] updated in place, memory sets read as extra keys/values by the groups
+    /// that name them. With <paramref name="keep"/> the tape keeps what <see cref="Backward"/> needs; without (inference, the fast
+    /// path) nothing is saved and the tape holds only the working buffers (qkv; the rest is the model-wide scratch).</summary>
     /// <param name="x">[B, S, D] the residual stream</param>
     /// <param name="memories">per memory set, its raw rows [m, D] for this layer (normalised by LN1 like stream rows)</param>
     /// <param name="live">The rows of each sample anything reads after this block (the last block: the rows heads read), or
@@ -135,13 +54,13 @@ internal sealed class VitBlock
         tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0, weightGradients, live);
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
-        LayerNorm.Forward(tape.Ln1, tape.Ln1Mean, tape.Ln1Rstd, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
+        LayerNorm.Forward(tape.Ln1, keep ? tape.Ln1Mean : default, keep ? tape.Ln1Rstd : default, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
         Linear.Forward(tape.Qkv, tape.Ln1, QkvPacked, QkvB.Data, rows);
         // LN1 and qkv of each memory set, once for the whole batch              [m, D] → [m, 3D]
         for (int j = 0; j < memories.Count; j++)
         {
             int m = memories[j].Length / d;
-            LayerNorm.Forward(tape.MemLn1[j], tape.MemMean[j], tape.MemRstd[j], memories[j].Span, Norm1W.Data, Norm1B.Data, m, d, c.LayerNormEps);
+            LayerNorm.Forward(tape.MemLn1[j], keep ? tape.MemMean[j] : default, keep ? tape.MemRstd[j] : default, memories[j].Span, Norm1W.Data, Norm1B.Data, m, d, c.LayerNormEps);
             Linear.Forward(tape.MemQkv[j], tape.MemLn1[j], QkvPacked, QkvB.Data, m);
         }
         // attention, group by group, into the query rows of Attn              [B, S, D]
@@ -171,7 +90,7 @@ internal sealed class VitBlock
         Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
         if (keep) Array.Copy(px, tape.Mid, (long)prows * d);
         // x ← x + FC2(GELU(FC1(LN2(x))))
-        LayerNorm.Forward(tape.Ln2, tape.Ln2Mean, tape.Ln2Rstd, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
+        LayerNorm.Forward(tape.Ln2, keep ? tape.Ln2Mean : default, keep ? tape.Ln2Rstd : default, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
         Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
         Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
         live?.Scatter(px, x, batch, seqRows, d);
@@ -194,7 +113,7 @@ internal sealed class VitBlock
         return segs;
     }
 
-    /// <summary>Backward of the general <c>Forward</c>:
+    /// <summary>Backward of <c>Forward</c> (which kept its tape):
     /// dx [B, S, D] is the gradient of the block output on entry and of its input on exit; memory gradients [m, D] accumulate;
     /// with <paramref name="weightGrads"/> (full fine-tuning) every weight's gradient accumulates too.</summary>
     public unsafe void Backward(float[] dx, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups,
@@ -289,107 +208,4 @@ internal sealed class BlockGrads(VitConfig c)
         ("attn.proj.weight", ProjW), ("attn.proj.bias", ProjB), ("norm2.weight", Norm2W), ("norm2.bias", Norm2B),
         ("mlp.fc1.weight", Fc1W), ("mlp.fc1.bias", Fc1B), ("mlp.fc2.weight", Fc2W), ("mlp.fc2.bias", Fc2B),
     ];
-}
-
-/// <summary>What one block's training forward keeps for backward, sized for a batch and stream length and reused across steps.</summary>
-internal sealed class BlockTape
-{
-    public int Batch = -1, SeqRows = -1;
-    public float[] Input = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Qkv = [], Attn = [], Mid = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], GeluDerivative = [], Gelu = [];
-    /// <summary>The live rows of the last forward (null: all), and their gathered stream, attention output and gradient [B·c, D].</summary>
-    public LiveRows? Live;
-    public float[] LiveX = [], LiveAttn = [], LiveDx = [];
-    public float[][] Probs = [];
-    public int[] MemRows = [];
-    public float[][] MemLn1 = [], MemMean = [], MemRstd = [], MemQkv = [], DMemQkv = [], DMemQkvSum = [], DMemLn1 = [];
-    /// <summary>Backward scratch shared by every block of a model (blocks run one at a time).</summary>
-    public BackwardScratch Scratch = null!;
-
-    static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)n, pinned: true);
-
-    bool _weightInputs;
-
-    /// <param name="weightInputs">Keep LN outputs, attention output and GELU output per layer: only weight gradients (full
-    /// fine-tuning) read them; otherwise they live in the model-wide scratch and the tape holds just what activation gradients need.</param>
-    public void Ensure(VitConfig c, int batch, int seqRows, IReadOnlyList<ReadOnlyMemory<float>> memories, IReadOnlyList<AttentionGroup> groups, bool keep = true,
-        int externalRows = 0, bool weightInputs = false, LiveRows? live = null)
-    {
-        int d = c.Dim;
-        long rows = (long)batch * seqRows;
-        if (live is not null)
-        {
-            live.Validate(seqRows);
-            if (!groups.All(live.Holds)) throw new ArgumentException("Every query row must be live: a group queries rows outside the live ones.");
-            int n = live.Count;
-            if (LiveX.Length != batch * n * d) { LiveX = Pinned(batch * n * d); LiveAttn = Pinned(batch * n * d); LiveDx = Pinned(batch * n * d); }
-        }
-        Live = live;
-        if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
-        {
-            Input = Pinned(rows * d); Ln1Mean = Pinned(rows); Ln1Rstd = Pinned(rows);
-            Qkv = Pinned(rows * 3 * d); Mid = Pinned(rows * d); Ln2Mean = Pinned(rows); Ln2Rstd = Pinned(rows); GeluDerivative = Pinned(rows * c.MlpDim);
-            if (weightInputs) { Ln1 = Pinned(rows * d); Ln2 = Pinned(rows * d); Attn = Pinned(rows * d); Gelu = Pinned(rows * c.MlpDim); }
-            else
-            {
-                Scratch.EnsureForward(c, rows);
-                Ln1 = Ln2 = Scratch.Ln; Attn = Scratch.Attn; Gelu = Scratch.Hidden;
-            }
-            Batch = batch; SeqRows = seqRows; _weightInputs = weightInputs; Probs = [];
-        }
-        // rows no group queries must have a zero attention output (the residual passes them through); with live rows, only
-        // those are read past attention
-        var clear = new bool[seqRows];
-        if (live is null) clear.AsSpan().Fill(true);
-        else foreach (var (start, count) in live.Ranges) clear.AsSpan(start, count).Fill(true);
-        foreach (var g in groups) clear.AsSpan(g.QueryStart, g.Queries).Clear();
-        for (int r = 0; r < seqRows; r++)
-        {
-            if (!clear[r]) continue;
-            int end = r;
-            while (end < seqRows && clear[end]) end++;
-            for (int b = 0; b < batch; b++) Array.Clear(Attn, (int)(((long)b * seqRows + r) * d), (end - r) * d);
-            r = end;
-        }
-        var memRows = memories.Select(m => m.Length / d).ToArray();
-        if (!memRows.AsSpan().SequenceEqual(MemRows) || DMemQkv.Length != memRows.Length || (memRows.Length > 0 && DMemQkv[0].Length < (long)batch * memRows[0] * 3 * d))
-        {
-            MemRows = memRows;
-            MemLn1 = memRows.Select(m => Pinned(m * d)).ToArray();
-            MemMean = memRows.Select(m => Pinned(m)).ToArray();
-            MemRstd = memRows.Select(m => Pinned(m)).ToArray();
-            MemQkv = memRows.Select(m => Pinned(m * 3 * d)).ToArray();
-            DMemQkv = memRows.Select(m => Pinned((long)batch * m * 3 * d)).ToArray();
-            DMemQkvSum = memRows.Select(m => Pinned(m * 3 * d)).ToArray();
-            DMemLn1 = memRows.Select(m => Pinned(m * d)).ToArray();
-        }
-        if (Probs.Length != groups.Count) Probs = new float[groups.Count][];
-        if (!keep) return;   // inference: scores live in per-task scratch
-        for (int g = 0; g < groups.Count; g++)
-        {
-            int nk = groups[g].StreamKeys.Sum(k => k.Rows) + groups[g].Memories.Sum(j => memRows[j]) + (groups[g].ReadsExternal ? externalRows : 0);
-            long need = (long)batch * c.Heads * groups[g].Queries * nk;
-            if (Probs[g] is null || Probs[g].Length != need) Probs[g] = Pinned(need);
-        }
-    }
-}
-
-/// <summary>Scratch one model needs at a time (blocks run one after another): backward's [B·S, D], [B·S, 3D] and [B·S, F]
-/// buffers, and the forward intermediates a frozen backbone's backward never reads (LN outputs, attention output, GELU output).</summary>
-internal sealed class BackwardScratch
-{
-    public float[] DRow = [], DQkv = [], DHidden2 = [];
-    public float[] Ln = [], Attn = [], Hidden = [];
-
-    public void EnsureForward(VitConfig c, long rows)
-    {
-        if (Ln.Length >= rows * c.Dim) return;
-        Ln = new float[rows * c.Dim]; Attn = new float[rows * c.Dim]; Hidden = new float[rows * c.MlpDim];
-    }
-
-    public void Ensure(VitConfig c, long rows)
-    {
-        if (DRow.Length >= rows * c.Dim) return;
-        DRow = new float[rows * c.Dim]; DQkv = new float[rows * 3 * c.Dim];
-        DHidden2 = new float[rows * c.MlpDim];
-    }
 }

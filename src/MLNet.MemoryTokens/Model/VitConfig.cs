@@ -32,6 +32,14 @@ public sealed record VitConfig
         if (Depth <= 0 || MlpDim <= 0 || InChannels <= 0 || NumClasses < 0) throw new ArgumentException($"Invalid ViT config {this}.");
     }
 
+    /// <summary>The batch size of images [B, C_in, H, W] this model takes; anything else is refused with the expected shape.</summary>
+    public int CheckImages(Tensor images)
+    {
+        if (images.Rank != 4 || images.Shape[1] != InChannels || images.Shape[2] != ImageSize || images.Shape[3] != ImageSize)
+            throw new ArgumentException($"Images must be [B, {InChannels}, {ImageSize}, {ImageSize}] for this model, got {images.ShapeString}.");
+        return images.Shape[0];
+    }
+
     /// <summary>Tensor shapes of a timm state dict for this architecture (strict-load reference).</summary>
     public Dictionary<string, int[]> StateDictShapes()
     {
@@ -77,19 +85,6 @@ public sealed record VitConfig
         int h = heads ?? Math.Max(1, d / 64);
         return new VitConfig { ImageSize = grid * p, PatchSize = p, InChannels = pw.Shape[1], Dim = d, Depth = depth, Heads = h, MlpDim = mlp, NumClasses = classes, LayerNormEps = layerNormEps };
     }
-}
-
-/// <summary>How a pretrained checkpoint expects its images: timm's pretrained config as data.</summary>
-public sealed record PreprocessConfig
-{
-    public int InputSize { get; init; } = 224;
-    /// <summary>Resize the shorter side to floor(InputSize / CropFraction), then center-crop InputSize.</summary>
-    public double CropFraction { get; init; } = 0.9;
-    public Interpolation Interpolation { get; init; } = Interpolation.Bicubic;
-    public float[] Mean { get; init; } = [0.5f, 0.5f, 0.5f];
-    public float[] Std { get; init; } = [0.5f, 0.5f, 0.5f];
-
-    public static PreprocessConfig ImageNetDefault => new() { CropFraction = 0.875, Mean = [0.485f, 0.456f, 0.406f], Std = [0.229f, 0.224f, 0.225f] };
 }
 
 /// <summary>A known pretrained checkpoint: architecture, preprocessing, where it is published, licence.</summary>

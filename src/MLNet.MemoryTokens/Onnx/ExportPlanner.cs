@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.Onnx;

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.Onnx;

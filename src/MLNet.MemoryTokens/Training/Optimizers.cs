@@ -10,11 +10,9 @@ public enum OptimizerKind { AdamW, Sgd }
 /// <summary>An optimizer over named parameters, with its state exposed as tensors so a checkpoint can save and restore it.</summary>
 public abstract class Optimizer
 {
-    /// <summary>Weight decay applies to matrices (Linear and conv weights); never to biases, norms, position embedding,
-    /// class token or memory (timm's no_weight_decay set).</summary>
-    public static bool Decays(TrainableParameter p) =>
-        p.Value.Rank >= 2 && !p.Name.EndsWith("cls_token", StringComparison.Ordinal) && !p.Name.EndsWith("pos_embed", StringComparison.Ordinal)
-        && p.Name != "memory" && !p.Name.EndsWith("queries", StringComparison.Ordinal);
+    /// <summary>Weight decay applies to matrices (Linear and conv weights); never to biases, norms, position embedding or
+    /// tokens (timm's no_weight_decay set): each method marks its parameters (<see cref="TrainableParameter.WeightDecay"/>).</summary>
+    public static bool Decays(TrainableParameter p) => p.WeightDecay;
 
     public abstract void Step(IReadOnlyList<TrainableParameter> parameters, float learningRate);
 

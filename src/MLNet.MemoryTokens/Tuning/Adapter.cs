@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Tuning;
@@ -58,23 +59,18 @@ public sealed class Adapter
 
     public Adapter(AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors) { Config = config; Tensors = tensors; }
 
-    /// <summary>Captures the trained parts of a model.</summary>
+    /// <summary>Captures the trained parts of a model: the method table says which config fields and extra tensors its method records.</summary>
     public static Adapter From(ITunedModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
     {
         var tensors = model.Parameters.ToDictionary(p => p.Name, p => p.Value.Clone());
-        if (model is QueryTuning.QueryTunedVit { KeptFeatures: { } kept })   // a compressed VQT head reads only these features
-            tensors["kept_features"] = new Tensor([kept.Length], kept.Select(i => (float)i).ToArray());
-        var memory = model as AdaptedVit;
-        return new Adapter(new AdapterConfig
+        foreach (var (name, t) in TuningMethods.Compute(tuning.Method).AdapterExtras(model)) tensors[name] = t;
+        var config = new AdapterConfig
         {
-            Method = tuning.Method, MemoryTokens = memory?.MemoryTokens ?? 0, Masked = memory?.Masked ?? false, TrainClassToken = memory?.TrainClassToken ?? false,
-            Extends = tuning.Extends.Select(a => new AdapterReference(a.Folder ?? "", a.Fingerprint)).ToArray(),
-            QueryTokens = tuning.Method is TuningMethod.Vqt or TuningMethod.VqtMemory ? tuning.QueryTokens : 0,
-            QueryDropout = tuning.Method == TuningMethod.Vqt ? tuning.QueryDropout : 0,
-            ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
+            Method = tuning.Method, ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
             BackboneSource = backbone.Source, BackboneFingerprint = backbone.Fingerprint,
             BackboneDim = backbone.Model.Config.Dim, BackboneDepth = backbone.Model.Config.Depth, Training = training ?? new(),
-        }, tensors);
+        };
+        return new Adapter(TuningMethods.Get(tuning.Method).DescribeAdapter(config, tuning), tensors);
     }
 
     /// <summary>Writes both files into <paramref name="directory"/> as one unit: into a fresh sibling folder first, then swapped in,
@@ -152,6 +148,10 @@ public sealed class Adapter
         return list;
     }
 
+    /// <summary>The options this adapter was trained with, as its method reads them back from the config (the adapters it
+    /// extends given resolved).</summary>
+    public TuningOptions RecordedOptions(IReadOnlyList<Adapter> extends) => TuningMethods.Get(Config.Method).ReadAdapter(Config, extends);
+
     /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in). An extension
     /// (<see cref="AdapterConfig.Extends"/>) also needs the adapters it extends: given, or loaded from where they were saved.</summary>
     public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>", IReadOnlyList<Adapter>? extends = null)
@@ -159,28 +159,15 @@ public sealed class Adapter
         EnsureMatches(backbone, where);
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
-        var tuning = new TuningOptions
-        {
-            Method = Config.Method, MemoryTokens = Config.MemoryTokens, Masked = Config.Masked, TrainClassToken = Config.TrainClassToken,
-            QueryTokens = Math.Max(1, Config.QueryTokens), QueryDropout = Config.QueryDropout, Extends = earlier,
-        };
-        var model = tuning.CreateModel(backbone.Model, Config.ClassLabels.Length, seed: 0);
-        if (model is QueryTuning.QueryTunedVit vqt && Tensors.TryGetValue("kept_features", out var kept))
-            vqt.SetKeptFeatures(kept.Data.Select(v => (int)v).ToArray());
-        CopyInto(model, where);
-        if (model is AdaptedVit { FullFineTune: true } full) full.Backbone.InvalidatePackedWeights();   // its own copy of the weights, now the trained ones
+        var compute = TuningMethods.Compute(Config.Method);
+        var model = compute.CreateModel(backbone.Model, RecordedOptions(earlier), Config.ClassLabels.Length, seed: 0);
+        compute.PrepareForAdapter(model, Tensors);
+        CopyTo(model, where);
         return model;
     }
 
-    /// <summary>This masked memory adapter as a frozen model on top of <paramref name="earlier"/> (an extension chain's links).</summary>
-    internal AdaptedVit Instantiate(VisionTransformer backbone, IReadOnlyList<AdaptedVit> earlier)
-    {
-        var model = new AdaptedVit(backbone, Config.ClassLabels.Length, Config.MemoryTokens, masked: true, trainClassToken: true, fullFineTune: false, seed: 0, extends: earlier);
-        CopyInto(model, Folder ?? "<adapter>");
-        return model;
-    }
-
-    void CopyInto(ITunedModel model, string where)
+    /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
+    internal void CopyTo(ITunedModel model, string where)
     {
         foreach (var p in model.Parameters)
         {

@@ -1,3 +1,5 @@
+using MLNet.MemoryTokens.Data;
+
 namespace MLNet.MemoryTokens.Tuning;
 
 /// <summary>A backbone with trainable adaptation parts: what the trainer, the evaluator and adapter files work with.</summary>
@@ -22,5 +24,25 @@ public static class TunedModels
     public static void ZeroGrad(this ITunedModel m)
     {
         foreach (var p in m.Parameters) Array.Clear(p.Grad.Data);
+    }
+
+    /// <summary>Logits [N, C] of a model on prepared images, in batches (no activations kept).</summary>
+    public static Tensor PredictLogits(this ITunedModel model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default)
+    {
+        var logits = new Tensor([data.Count, model.NumClasses]);
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var idx = Enumerable.Range(start, Math.Min(batchSize, data.Count - start)).ToArray();
+            var l = model.Forward(data.Batch(idx), keepForBackward: false);
+            l.Data.CopyTo(logits.Data, start * model.NumClasses);
+        }
+        return logits;
+    }
+
+    /// <summary>Checks a gradient of the logits against the last forward: [batch, classes].</summary>
+    internal static void CheckLogitsGradient(Tensor dLogits, int batch, int classes)
+    {
+        if (dLogits.Rank != 2 || dLogits.Shape[0] != batch || dLogits.Shape[1] != classes) throw new ArgumentException($"dLogits must be [{batch}, {classes}].");
     }
 }

@@ -1,4 +1,5 @@
 using MLNet.MemoryTokens.IO;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.ML.Tests;

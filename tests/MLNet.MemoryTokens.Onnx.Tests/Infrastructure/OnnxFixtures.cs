@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;
 using MLNet.MemoryTokens.Tuning.QueryTuning;

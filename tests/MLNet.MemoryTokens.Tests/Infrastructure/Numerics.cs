@@ -42,6 +42,8 @@ public static class Numerics
             double excess = diff / (atol + rtol * Math.Abs(expected[i]));
             if (excess > worst) { worst = excess; worstAbs = diff; at = i; }
         }
+        if (Environment.GetEnvironmentVariable("MMT_PARITY_LOG") is { Length: > 0 } log)   // the maxima of every comparison, for before/after checks
+            lock (Cache) File.AppendAllText(log, $"{what}\t{MaxAbsDiff(expected, actual):G9}\n");
         Assert.True(worst <= 1.0, $"{what}: max |diff| {worstAbs:G4} at [{at}] (expected {(at >= 0 ? expected[at] : 0):G6}, got {(at >= 0 ? actual[at] : 0):G6}); atol {atol}, rtol {rtol}");
     }
 

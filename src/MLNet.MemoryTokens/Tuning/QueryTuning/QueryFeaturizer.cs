@@ -1,3 +1,4 @@
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Training;
 
 namespace MLNet.MemoryTokens.Tuning.QueryTuning;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 
@@ -45,20 +46,22 @@ public sealed class QueryTunedVit : ITunedModel
         if (queryDropout < 0 || queryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(queryDropout), queryDropout, "Query dropout must be in [0, 1).");
         Backbone = backbone; NumClasses = numClasses; QueryTokens = queryTokens; QueryDropout = queryDropout;
         var rng = new Random(seed);
-        int d = C.Dim;
-        Queries = new Tensor([C.Depth, queryTokens, d]);
-        // as the official code: uniform(±sqrt(6 / (3·p² + D)))
-        double bound = Math.Sqrt(6.0 / (3.0 * C.PatchSize * C.PatchSize + d));
-        for (int i = 0; i < Queries.Length; i++) Queries.Data[i] = (float)((rng.NextDouble() * 2 - 1) * bound);
-        HeadWeight = new Tensor([numClasses, FeatureDim]);
-        HeadBias = new Tensor([numClasses]);
-        for (int i = 0; i < HeadWeight.Length; i++) HeadWeight.Data[i] = (float)Math.Clamp(VisionTransformer.Gaussian(rng) * 0.02, -0.04, 0.04);
-        _parameters.Add(new TrainableParameter("queries", Queries, new Tensor(Queries.Shape)));
-        _parameters.Add(new TrainableParameter("head.weight", HeadWeight, new Tensor(HeadWeight.Shape)));
-        _parameters.Add(new TrainableParameter("head.bias", HeadBias, new Tensor(HeadBias.Shape)));
+        Queries = new Tensor([C.Depth, queryTokens, C.Dim]);
+        InitQueries(Queries, C, rng);
+        (HeadWeight, HeadBias) = HeadInit.Create(numClasses, FeatureDim, rng);
+        _parameters.Add(new TrainableParameter("queries", Queries) { WeightDecay = false });
+        _parameters.Add(new TrainableParameter("head.weight", HeadWeight));
+        _parameters.Add(new TrainableParameter("head.bias", HeadBias));
         var scratch = new BackwardScratch();   // blocks run backward one at a time: one scratch serves all
         _tapes = Enumerable.Range(0, C.Depth).Select(_ => new BlockTape { Scratch = scratch }).ToArray();
-        _dropoutRng = new Random(Training.Seeds.Mix(seed, 0xd209, 0));
+        _dropoutRng = new Random(Seeds.Mix(seed, 0xd209, 0));
+    }
+
+    /// <summary>VQT's query initialisation, as the official code: uniform(±sqrt(6 / (3·p² + D))).</summary>
+    internal static void InitQueries(Tensor queries, VitConfig c, Random rng)
+    {
+        double bound = Math.Sqrt(6.0 / (3.0 * c.PatchSize * c.PatchSize + c.Dim));
+        for (int i = 0; i < queries.Length; i++) queries.Data[i] = (float)((rng.NextDouble() * 2 - 1) * bound);
     }
 
     /// <summary>What the frozen backbone gives VQT for a batch: per layer the original tokens' keys and values
@@ -123,11 +126,12 @@ public sealed class QueryTunedVit : ITunedModel
     }
 
     // what backward needs from the last training forward
-    KeyValues? _kv;
-    float[] _x = [], _masks = [];
-    float[][] _outputs = [];
+    KeyValues? _kv;                 // the keys/values the query paths read ([L][B, N, 2D], wherever they are held)
+    float[] _x = [];                // [B, T·D] backward's gradient of one layer's query rows
+    float[] _masks = [];            // [L, B, T·D] the dropout masks (0 or 1/(1−p)), kept for backward
+    float[][] _outputs = [];        // per layer [B, T·D]: the query rows going in, the block's output coming out
     bool _taped;
-    QueryFeatures? _head;
+    QueryFeatures? _head;           // the head's input F [B, D·(1 + L·T)] and its norms
 
     public Tensor Forward(Tensor images, bool keepForBackward) => ForwardCached(CaptureKeyValues(images), keepForBackward);
 
@@ -232,7 +236,7 @@ public sealed class QueryTunedVit : ITunedModel
         HeadWeight = head;
         KeptFeatures = kept;
         int at = _parameters.FindIndex(p => p.Name == "head.weight");
-        _parameters[at] = new TrainableParameter("head.weight", head, new Tensor(head.Shape));
+        _parameters[at] = new TrainableParameter("head.weight", head);
     }
 
     /// <summary>The VQT feature vector of the last forward, as the head reads it: [B, D·(1 + L·T)], or [B, K] after compression.</summary>

@@ -1,8 +1,10 @@
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using Xunit;
 
-namespace MLNet.MemoryTokens.Tests.Tuning;
+namespace MLNet.MemoryTokens.Tests.Tuning.MemoryTokens;
 
 /// <summary>The attention-masked multi-task pass: the original head is untouched bit for bit, and each task equals its adapter alone.</summary>
 public class MultiTaskTests
@@ -104,7 +106,7 @@ public class MultiTaskTests
         var backbone = RandomBackbone();
         var chain = ExtensionChain(backbone, 2, 50);
         var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2, Masked = true, Extends = chain.Select(c => c.Item2).ToArray() };
-        var model = (AdaptedVit)tuning.CreateModel(backbone.Model, 3, seed: 5);
+        var model = (MemoryTokenVit)tuning.CreateModel(backbone.Model, 3, seed: 5);
         var x = Images(2, 4);
         int[] labels = [0, 2];
         double Loss(bool backward) => Numerics.Loss(model, x, labels, backward, labelSmoothing: 0f);

@@ -1,9 +1,7 @@
-using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Kernels;
-using MLNet.MemoryTokens.Model;
 
-namespace MLNet.MemoryTokens.Training;
+namespace MLNet.MemoryTokens.Data;
 
 /// <summary>A dataset decoded once and resized to the model's input, kept as 8-bit RGB [N, S, S, 3] with labels;
 /// batches are normalised into [B, 3, S, S] on demand (a quarter of the memory of a float cache).</summary>

@@ -1,7 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace MLNet.MemoryTokens.ML.Scoring;
+namespace MLNet.MemoryTokens.ML.Data;
 
 /// <summary>Values of one input column for a block of rows, so a cursor can read a batch ahead and still serve every
 /// row's pass-through columns after the input cursor has moved on.</summary>

@@ -1,9 +1,11 @@
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.Baselines;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using Xunit;
 
-namespace MLNet.MemoryTokens.Tests.Tuning;
+namespace MLNet.MemoryTokens.Tests.Tuning.MemoryTokens;
 
 /// <summary>Memory-token, class-token, head and full fine-tuning gradients against PyTorch autograd
 /// (reference/make_parity_fixtures.py: memory_tokens) and against finite differences.</summary>
@@ -11,14 +13,25 @@ public class MemoryTokenGradientTests
 {
     static IReadOnlyDictionary<string, Tensor> F => Numerics.Parity("memory_tokens.safetensors");
 
-    static (AdaptedVit Model, int[] Labels, Tensor Images) Build(string variant)
+    /// <summary>Plain or masked memory tokens (m = 3, class token trained), or full fine-tuning (the baseline the fixture also holds).</summary>
+    static (ITunedModel Model, int[] Labels, Tensor Images) Build(string variant)
     {
         var backbone = MLNet.MemoryTokens.Tests.Model.VitParityTests.LoadRandom();
-        bool full = variant == "full";
-        var model = new AdaptedVit(backbone, 4, full ? 0 : 3, masked: variant == "masked", trainClassToken: !full, fullFineTune: full, seed: 0);
-        if (model.Memory is not null) F["memory"].Data.CopyTo(model.Memory.Data, 0);
-        F["head.weight"].Data.CopyTo(model.HeadWeight.Data, 0);
-        F["head.bias"].Data.CopyTo(model.HeadBias.Data, 0);
+        ITunedModel model;
+        Tensor headWeight, headBias;
+        if (variant == "full")
+        {
+            var full = new BaselineVit(backbone, 4, new BaselineOptions { TrainBackbone = true }, seed: 0);
+            (model, headWeight, headBias) = (full, full.HeadWeight, full.HeadBias);
+        }
+        else
+        {
+            var memory = new MemoryTokenVit(backbone, 4, new MemoryTokenOptions(3, Masked: variant == "masked"), seed: 0);
+            F["memory"].Data.CopyTo(memory.Memory.Data, 0);
+            (model, headWeight, headBias) = (memory, memory.HeadWeight, memory.HeadBias);
+        }
+        F["head.weight"].Data.CopyTo(headWeight.Data, 0);
+        F["head.bias"].Data.CopyTo(headBias.Data, 0);
         return (model, F["labels"].Data.Select(v => (int)v).ToArray(), F["images"]);
     }
 

@@ -1,4 +1,4 @@
-namespace MLNet.MemoryTokens.Training;
+namespace MLNet.MemoryTokens.Data;
 
 /// <summary>Derives seeds from (seed, a, b) with a fixed mix, the same in every process and .NET version (unlike HashCode).</summary>
 public static class Seeds

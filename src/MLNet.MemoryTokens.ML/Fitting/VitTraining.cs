@@ -8,7 +8,7 @@ using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
 
-namespace MLNet.MemoryTokens.ML.Trainers;
+namespace MLNet.MemoryTokens.ML.Fitting;
 
 /// <summary>What a fit produced: the trained model and adapter, the backbone it runs on, how it reads images, and the
 /// label's key type.</summary>
@@ -26,7 +26,7 @@ internal static class VitTraining
         options.ToTrainingOptions(0, null, default).Validate();   // fail before reading the data
         using var log = new ComponentLog(env, component);
         var backbone = BackboneCache.Resolve(options.Backbone, options.BackbonePath, options.ImageSize);
-        if (tuning.Method == TuningMethod.Full)
+        if (TuningMethods.Get(tuning.Method).TrainsBackbone)
         {
             // full fine-tuning rewrites the weights in place; other components may share this backbone
             backbone = BackboneCache.PrivateCopy(backbone);

@@ -1,0 +1,69 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace MLNet.MemoryTokens.Cli.Commands.Bench;
+
+/// <summary><c>mmt bench</c>: our figures and PyTorch's for the same work, from one run, with ratios; one file per benchmark
+/// in this folder.</summary>
+/// <remarks>PyTorch runs as a child process (reference/bench_torch.py with the given python, Debian's python3-torch);
+/// both sides use the same thread count, shapes and timing rule (median of repeated runs after a warm-up).</remarks>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Benchmark against PyTorch side by side: infer, gemm, train, vqt, multitask.");
+        cmd.Subcommands.Add(InferBench.Create());
+        cmd.Subcommands.Add(GemmBench.Create());
+        cmd.Subcommands.Add(TrainBench.Create());
+        cmd.Subcommands.Add(MultiTaskBench.Create());
+        cmd.Subcommands.Add(VqtBench.Create());
+        return cmd;
+    }
+
+    internal sealed record Shared(Option<int> Threads, Option<double> Seconds, Option<string> Python, Option<string?> Script, Option<bool> NoTorch);
+
+    internal static Shared AddShared(Command cmd)
+    {
+        var s = new Shared(
+            new Option<int>("--threads") { Description = "Threads for both sides.", DefaultValueFactory = _ => 2 },
+            new Option<double>("--seconds") { Description = "Minimum timed seconds per figure.", DefaultValueFactory = _ => 5 },
+            new Option<string>("--python") { Description = "Python with torch (Debian python3-torch).", DefaultValueFactory = _ => "/usr/bin/python3" },
+            new Option<string?>("--torch-script") { Description = "Path of reference/bench_torch.py (default: found from the current folder upwards)." },
+            new Option<bool>("--no-torch") { Description = "Only our figures." });
+        cmd.Options.Add(s.Threads); cmd.Options.Add(s.Seconds); cmd.Options.Add(s.Python); cmd.Options.Add(s.Script); cmd.Options.Add(s.NoTorch);
+        return s;
+    }
+
+    internal static List<Dictionary<string, double>> RunTorch(ParseResult r, Shared s, string[] args)
+    {
+        string script = r.GetValue(s.Script) ?? FindScript("reference/bench_torch.py");
+        var psi = new ProcessStartInfo(r.GetValue(s.Python)!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(script);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(r.GetValue(s.Threads).ToString());
+        psi.ArgumentList.Add("--seconds"); psi.ArgumentList.Add(r.GetValue(s.Seconds).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (Exception e) { throw new InvalidOperationException($"Could not start '{psi.FileName}' for the PyTorch side ({e.Message}); install python3-torch or pass --no-torch."); }
+        var stderr = p.StandardError.ReadToEndAsync();
+        var lines = new List<Dictionary<string, double>>();
+        while (p.StandardOutput.ReadLine() is string line)
+        {
+            if (!line.StartsWith('{')) continue;
+            var doc = JsonDocument.Parse(line).RootElement;
+            lines.Add(doc.EnumerateObject().Where(e => e.Value.ValueKind == JsonValueKind.Number).ToDictionary(e => e.Name, e => e.Value.GetDouble()));
+        }
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"PyTorch benchmark failed (exit {p.ExitCode}): {stderr.Result.Trim()}");
+        return lines;
+    }
+
+    internal static string FindScript(string relative)
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
+        throw new FileNotFoundException($"Could not find {relative} above the current folder; pass --torch-script.");
+    }
+}

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
+
+namespace MLNet.MemoryTokens.Cli.Commands.Bench;
+
+/// <summary><c>mmt bench train</c>: one training step (memory tokens or full fine-tuning), ours and PyTorch's, in rounds.</summary>
+internal static class TrainBench
+{
+    public static Command Create()
+    {
+        var cmd = new Command("train", "One training step (forward, cross-entropy, backward, AdamW) at batch B: memory tokens (backbone frozen) or full fine-tuning.");
+        var s = BenchCommand.AddShared(cmd);
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
+        var method = new Option<string>("--method") { DefaultValueFactory = _ => "memory" };
+        method.AcceptOnlyFromAmong("memory", "full");
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 5 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
+        var rounds = new Option<int>("--rounds") { Description = "Ours then PyTorch, this many times: the speed-up quoted is the median of the rounds' ratios (a noisy machine moves both sides).", DefaultValueFactory = _ => 1 };
+        cmd.Options.Add(model); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(rounds);
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int b = r.GetValue(batch), px = r.GetValue(size), m = r.GetValue(tokens), n = Math.Max(1, r.GetValue(rounds));
+            string meth = r.GetValue(method)!;
+            Parallelism.Threads = r.GetValue(s.Threads);
+            var vit = r.GetValue(model) is string path
+                ? Backbone.Load(path, new BackboneOptions { ImageSize = px, DropHead = true }).Model
+                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px, NumClasses = 0 }, seed: 1);
+            var tuning = new TuningOptions
+            {
+                Method = TuningMethods.Find(meth)!.Method, MemoryTokens = m,   // "memory" or "full", by their names in the method table
+            };
+            var adapted = tuning.CreateModel(vit, 10, seed: 0);
+            var optimizer = new AdamW(adapted.Parameters, 0f);
+            var x = new Tensor([b, 3, px, px]);
+            var rng = new Random(1);
+            for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+            var labels = Enumerable.Range(0, b).Select(i => i % 10).ToArray();
+            void Step()
+            {
+                var logits = adapted.Forward(x, keepForBackward: true);
+                var d = new Tensor(logits.Shape);
+                CrossEntropy.Compute(logits.Data, labels, 10, 0.1f, d.Data);
+                adapted.ZeroGrad();
+                adapted.Backward(d);
+                optimizer.Step(adapted.Parameters, 1e-4f);
+            }
+            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads{(n > 1 ? $", {n} rounds" : "")}");
+            var (ours, torches, peaks) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>());
+            for (int k = 0; k < n; k++)
+            {
+                ours.Add(Timing.Median(Step, r.GetValue(s.Seconds)));
+                peaks.Add(Timing.PeakRssMb());
+                if (!r.GetValue(s.NoTorch))
+                    torches.Add(BenchCommand.RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
+                        .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First());
+                if (n > 1)
+                    Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
+            }
+            double sec = Timing.MedianOf(ours);
+            Dictionary<string, double>? torch = torches.Count == 0 ? null : new()
+            {
+                ["images_per_second"] = Timing.MedianOf(torches.Select(t => t["images_per_second"])), ["seconds"] = Timing.MedianOf(torches.Select(t => t["seconds"])),
+                ["peak_rss_mb"] = torches.Max(t => t["peak_rss_mb"]),
+            };
+            BenchReport.Print([("images/s", b / sec, torch?.GetValueOrDefault("images_per_second"), true),
+                          ("ms per step", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
+                          ("peak RSS MB", peaks.Max(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            if (n > 1 && torches.Count == n)
+                Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Timing.MedianOf(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,42 @@
+using MLNet.MemoryTokens.Model;
+
+namespace MLNet.MemoryTokens.Tuning.QueryTuning;
+
+/// <summary>Visual Query Tuning in the method table: <see cref="QueryTunedVit"/>, trained from a key/value cache
+/// (<see cref="QueryCacheStep"/>), optionally compressed (<see cref="TuningOptions.KeepFeatureFraction"/>, which only VQT reads).</summary>
+internal sealed class QueryTuningMethod : TuningMethodDefinition, IMethodCompute
+{
+    const string KeptFeatures = "kept_features";
+
+    public override TuningMethod Method => TuningMethod.Vqt;
+    public override string Name => "vqt";
+    public override string Summary => "query tokens per layer that only read the frozen backbone (its keys/values cached), and a head on their outputs";
+    public override IMethodCompute Managed => this;
+
+    public override IEnumerable<OwnedOption> OwnedOptions => [new(o => o.KeepFeatureFraction < 1, _ => "Feature compression applies to VQT.")];
+
+    public override void Validate(TuningOptions o)
+    {
+        if (o.QueryTokens < 1) throw new ArgumentOutOfRangeException(nameof(TuningOptions.QueryTokens), o.QueryTokens, "VQT needs at least one query token per layer.");
+    }
+
+    public override AdapterConfig DescribeAdapter(AdapterConfig config, TuningOptions o) => config with { QueryTokens = o.QueryTokens, QueryDropout = o.QueryDropout };
+
+    public override TuningOptions ReadAdapter(AdapterConfig c, IReadOnlyList<Adapter> extends) => new()
+    {
+        Method = Method, QueryTokens = c.QueryTokens, QueryDropout = c.QueryDropout,
+    };
+
+    public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) => new QueryTunedVit(backbone, classes, o.QueryTokens, o.QueryDropout, seed);
+
+    public ITrainingStep CreateTrainingStep(ITunedModel model, StepContext context) => new QueryCacheStep((QueryTunedVit)model, context);
+
+    /// <summary>A compressed head reads only some features: their indices ride along in the adapter.</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> AdapterExtras(ITunedModel model) =>
+        model is QueryTunedVit { KeptFeatures: { } kept } ? [new(KeptFeatures, new Tensor([kept.Length], kept.Select(i => (float)i).ToArray()))] : [];
+
+    public void PrepareForAdapter(ITunedModel model, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        if (tensors.TryGetValue(KeptFeatures, out var kept)) ((QueryTunedVit)model).SetKeptFeatures(kept.Data.Select(v => (int)v).ToArray());
+    }
+}
