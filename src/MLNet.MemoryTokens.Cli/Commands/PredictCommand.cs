@@ -26,7 +26,7 @@ internal static class PredictCommand
             int k = r.GetValue(topK);
             if (k < 1) throw new ArgumentException($"--top-k must be at least 1, got {k}.");
             int batchSize = r.GetValue(batch);
-            if (batchSize < 1) throw new ArgumentException($"--batch must be at least 1, got {batchSize}.");
+            Limits.Check("--batch", batchSize, 1, Limits.MaxBatch);
             var files = ImageFiles.Expand(r.GetValue(images)!);
             if (files.Count == 0) throw new ArgumentException("No image files found in the given folders.");
             if (r.GetValue(adapter) is string dir)

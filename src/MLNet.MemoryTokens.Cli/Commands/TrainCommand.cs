@@ -66,6 +66,7 @@ internal static class TrainCommand
                 Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(Adapter.Load).ToArray(),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
+            tuning.Validate();   // sizes and limits before anything is read
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
             var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true });

@@ -15,6 +15,9 @@ internal sealed class IdxDataset : IImageDataset
         _labels = IdxFile.Read(labelsPath, rank: 1);
         int count = _images.Shape[0];
         (_height, _width) = (_images.Shape[1], _images.Shape[2]);
+        var limits = ImageDecoderLimits.Default;   // the same caps as a decoded image file
+        if (_width > limits.MaxWidth || _height > limits.MaxHeight || (long)_width * _height > limits.MaxPixels)
+            throw _images.Error(8, $"images of {_width}x{_height} exceed the image limits ({limits.MaxWidth}x{limits.MaxHeight}, {limits.MaxPixels} pixels).");
         if (_labels.Shape[0] != count)
             throw _labels.Error(4, $"{_labels.Shape[0]} labels, but {imagesPath} holds {count} images (its byte 4).");
         if (count == 0) throw new ArgumentException($"{imagesPath} holds no images.", nameof(imagesPath));

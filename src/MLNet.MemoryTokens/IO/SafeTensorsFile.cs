@@ -26,6 +26,7 @@ public sealed class SafeTensorsFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ElementConversion.EnsureLittleEndianHost();
+        InputFile.Check(path, Limits.MaxCheckpointBytes, "safetensors file");
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long length = RandomAccess.GetLength(file);
         if (length < 8)

@@ -47,6 +47,9 @@ public sealed class Backbone
         var pretrained = ModelHub.IsPath(pathOrId) ? PretrainedModels.ForFile(path, config) : PretrainedModels.Find(pathOrId) ?? PretrainedModels.ForFile(path, config);
         int size = options.ImageSize ?? config.ImageSize;
         if (size % config.PatchSize != 0) throw new ArgumentException($"Image size {size} is not a multiple of the patch size {config.PatchSize}.");
+        try { (config with { ImageSize = size }).Validate(); }   // the limits, before any resampling is paid for
+        catch (LimitExceededException) when (size != config.ImageSize) { throw; }
+        catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}", e); }
         if (size != config.ImageSize)
         {
             int g = size / config.PatchSize;

@@ -47,6 +47,7 @@ public static class Trainer
     {
         tuning.Validate(backbone);
         options.Validate();
+        TrainingDataCheck.Check(trainSet);
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;
         if (valSet is { Count: 0 }) valSet = null;

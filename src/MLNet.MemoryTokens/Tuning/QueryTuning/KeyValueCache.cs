@@ -50,6 +50,9 @@ public sealed unsafe class KeyValueCache : IDisposable
         _elementSize = ElementSize(dtype);
         _elementType = ElementTypes.From(dtype);
         BytesPerImage = ImageBytes(config, dtype);
+        Limits.Check("The number of cached images", count, 1, int.MaxValue);
+        if (BytesPerImage > int.MaxValue)   // one image is read as one span
+            throw new LimitExceededException($"One image's VQT cache entry would take {BytesPerImage:N0} bytes, beyond the limit of {int.MaxValue:N0}; use a smaller image size.");
         _filled = new bool[count];
         long size = HeaderBytes + TotalBytes;
         if (directory is null && TotalBytes <= budgetBytes)
