@@ -67,6 +67,11 @@ internal static class TrainCommand
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
             tuning.Validate();   // sizes and limits before anything is read
+            // every output checked before anything is loaded: an --out holding anything but an adapter of ours (or nothing) is
+            // refused, never replaced; a folder that cannot be written is found now, not after the training
+            var outDir = r.GetValue(output)!;
+            Adapter.EnsureCanSave(outDir);
+            TrainingOutputs.EnsureWritable(tuning, new TrainingOptions { CheckpointDirectory = r.GetValue(checkpointDir) });
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
             var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true });
@@ -80,9 +85,10 @@ internal static class TrainCommand
                 ValidationFraction = r.GetValue(valFraction), CheckpointDirectory = r.GetValue(checkpointDir), Resume = r.GetValue(resume),
                 Progress = progress, CancellationToken = ct,
             };
-            var result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options));
-            var outDir = r.GetValue(output)!;
-            result.Adapter.Save(outDir);
+            TrainingResult result;
+            try { result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options)); }
+            catch (TrainingDivergedException e) { throw new TrainingDivergedException($"{e.Message} Nothing was saved: '{outDir}' is as it was."); }
+            if (result.Adapter.Save(outDir) is string warning) Console.Error.WriteLine($"warning: {warning}");
             string? curve = null;
             if (r.GetValue(plot) ?? (!asJson && !Console.IsOutputRedirected))
                 curve = PlotFiles.Save(TrainingCurvePlot.Create(result.History, $"{r.GetValue(method)} on {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r.GetValue(data)!)))}"),

@@ -22,6 +22,7 @@ public static class Trainer
     {
         tuning.Validate();
         options.Validate();
+        TrainingOutputs.EnsureWritable(tuning, options);   // before hours of work, not after
         var cancel = options.CancellationToken;
         var preprocess = TrainingPreprocess(backbone);
         Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
@@ -60,7 +61,7 @@ public static class Trainer
         var optimizer = Optimizer.Create(options.Optimizer, step.Parameters, options.WeightDecay, options.Momentum);
         var history = new List<EpochMetrics>();
         int startEpoch = 0;
-        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory);
+        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory, RunIdentity.Of(backbone, trainSet, tuning, options));
         if (options.Resume && checkpoint!.Exists)
         {
             startEpoch = checkpoint.Restore(model, optimizer, history, tuning);

@@ -9,7 +9,7 @@ namespace MLNet.MemoryTokens.Tuning;
 /// <summary>What an adapter file says about itself (adapter_config.json): method, sizes, labels, preprocessing, the backbone it belongs to.</summary>
 public sealed record AdapterConfig
 {
-    public string Format { get; init; } = "mlnet-memorytokens-adapter/1";
+    public string Format { get; init; } = AdapterFiles.CurrentFormat;
     public TuningMethod Method { get; init; }
     public int MemoryTokens { get; init; }
     public bool Masked { get; init; }
@@ -73,33 +73,21 @@ public sealed class Adapter
         return new Adapter(TuningMethods.Get(tuning.Method).DescribeAdapter(config, tuning), tensors);
     }
 
-    /// <summary>Writes both files into <paramref name="directory"/> as one unit: into a fresh sibling folder first, then swapped in,
-    /// so a crash or a full disk never leaves a half-written adapter where the old one was.</summary>
-    public void Save(string directory)
+    /// <summary>Writes both files into <paramref name="directory"/> as one unit (<see cref="AtomicFolder"/>): a crash or a full
+    /// disk never leaves a half-written adapter where the old one was, and a folder that holds anything but an adapter of ours
+    /// (or nothing) is refused with an <see cref="OutputRefusedException"/>, untouched. Returns a warning when the previous
+    /// adapter's folder could not be removed after the new one went in, else null.</summary>
+    public string? Save(string directory) => AtomicFolder.Write(directory, AdapterFiles.Folder, "adapter", WriteInto);
+
+    /// <summary>Throws an <see cref="OutputRefusedException"/> unless <see cref="Save"/> could write <paramref name="directory"/>
+    /// (absent, empty or an adapter of ours, and writable): what to call before training, so that a run cannot end in a refusal.</summary>
+    public static void EnsureCanSave(string directory) => AtomicFolder.EnsureWritable(directory, AdapterFiles.Folder, "adapter");
+
+    /// <summary>The two files into an empty folder: weights first, the config (which says the adapter is complete) last.</summary>
+    internal void WriteInto(string folder)
     {
-        directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar));
-        var parent = Path.GetDirectoryName(directory)!;
-        Directory.CreateDirectory(parent);
-        var staging = directory + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            Directory.CreateDirectory(staging);
-            SafeTensorsFile.Write(Path.Combine(staging, WeightsFile), Tensors, new Dictionary<string, string> { ["format"] = Config.Format });
-            AtomicFile.Write(Path.Combine(staging, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
-            string? old = null;
-            if (Directory.Exists(directory))
-            {
-                old = directory + ".old-" + Guid.NewGuid().ToString("N")[..8];
-                Directory.Move(directory, old);
-            }
-            Directory.Move(staging, directory);
-            if (old != null) Directory.Delete(old, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { if (Directory.Exists(staging)) Directory.Delete(staging, true); } catch (IOException) { }
-            throw new IOException($"Could not save the adapter to '{directory}': {e.Message}", e);
-        }
+        SafeTensorsFile.Write(Path.Combine(folder, WeightsFile), Tensors, new Dictionary<string, string> { ["format"] = Config.Format });
+        AtomicFile.Write(Path.Combine(folder, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
     }
 
     /// <summary>Reads an adapter folder written by <see cref="Save"/>.</summary>

@@ -65,9 +65,10 @@ internal static class SafetyFixtures
 
     /// <summary>Runs <c>dotnet mmt.dll args</c>; a run past <paramref name="timeout"/> is killed and reported as timed out.
     /// The GC heap is capped (1 GiB by default), so a runaway allocation fails fast instead of taking the machine.</summary>
-    public static CliRun RunCli(string[] args, TimeSpan? timeout = null, string heapLimitHex = "40000000", Action<Process>? whileRunning = null)
+    public static CliRun RunCli(string[] args, TimeSpan? timeout = null, string heapLimitHex = "40000000", Action<Process>? whileRunning = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mmt.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_GCHeapHardLimit"] = heapLimitHex;

@@ -66,8 +66,11 @@ public sealed unsafe class KeyValueCache : IDisposable
             var name = "vqt-cache-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity + dtype)))[..16] + ".bin";
             FilePath = Path.Combine(dir, name);
             var header = HeaderText(identity, count, dtype);
-            bool matches = File.Exists(FilePath) && new FileInfo(FilePath).Length == size && ReadHeader(FilePath) == header;
-            if (!matches && File.Exists(FilePath)) File.Delete(FilePath);   // written for something else: rebuild
+            bool exists = File.Exists(FilePath);
+            if (exists && !FileKind.WrittenByUs(FilePath))
+                throw new OutputRefusedException(FilePath, $"Refusing to overwrite '{FilePath}': it is not a VQT cache written by MLNet.MemoryTokens. Remove it yourself or pass another --cache-dir.");
+            bool matches = exists && new FileInfo(FilePath).Length == size && ReadHeader(FilePath) == header;
+            if (!matches && exists) File.Delete(FilePath);   // our cache, written for something else: rebuild
             try
             {
                 _map = MemoryMappedFile.CreateFromFile(FilePath, FileMode.OpenOrCreate, null, size);
@@ -84,6 +87,18 @@ public sealed unsafe class KeyValueCache : IDisposable
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + _view.PointerOffset;
         if (Reused) Array.Fill(_filled, true);
+    }
+
+    /// <summary>A cache file of ours: it starts with our magic line.</summary>
+    public static FileArtifact FileKind { get; } = new("a VQT cache", p => OwnedContent.StartsWith(p, Encoding.UTF8.GetBytes(Magic + "\n")));
+
+    /// <summary>Throws an <see cref="OutputRefusedException"/> unless a cache file can be made in <paramref name="directory"/>.</summary>
+    public static void EnsureWritable(string directory)
+    {
+        string full = Path.GetFullPath(directory);
+        if (File.Exists(full)) throw new OutputRefusedException(full, $"Refusing to use '{full}' as the VQT cache folder: it is a file.");
+        for (var d = full; d is not null; d = Path.GetDirectoryName(d))
+            if (Directory.Exists(d)) { AtomicFolder.Probe(d, "VQT cache", full); return; }
     }
 
     static string HeaderText(string identity, int count, TensorDType dtype) => $"{Magic}\n{identity}\ncount={count}\ndtype={dtype}\n";
