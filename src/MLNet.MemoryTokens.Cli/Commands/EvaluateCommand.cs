@@ -26,8 +26,8 @@ internal static class EvaluateCommand
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
             var dir = r.GetValue(adapter)!;
-            var a = Adapter.Load(dir);
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+            var a = CommonOptions.LoadAdapter(r, dir);
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
             var tuned = a.CreateModel(backbone, dir);
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             if (ds.ClassNames.Count != a.Config.ClassLabels.Length)

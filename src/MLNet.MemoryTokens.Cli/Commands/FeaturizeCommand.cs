@@ -27,9 +27,9 @@ internal static class FeaturizeCommand
             var outPath = r.GetValue(output)!;
             OwnedOutput.EnsureWritable(outPath, FeaturesFile, "features file");   // before the work: only a features file of ours is replaced
             var dir = r.GetValue(adapter)!;
-            var a = Adapter.Load(dir);
+            var a = CommonOptions.LoadAdapter(r, dir);
             if (a.Config.Method != TuningMethod.Vqt) throw new ArgumentException($"Adapter '{dir}' is a {a.Config.Method} adapter; featurize needs a VQT adapter.");
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
             var vqt = (QueryTunedVit)a.CreateModel(backbone, dir);
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);

@@ -31,14 +31,14 @@ internal static class PredictCommand
             if (files.Count == 0) throw new ArgumentException("No image files found in the given folders.");
             if (r.GetValue(adapter) is string dir)
             {
-                var a = MLNet.MemoryTokens.Tuning.Adapter.Load(dir);
-                var bb = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+                var a = CommonOptions.LoadAdapter(r, dir);
+                var bb = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
                 var tuned = a.CreateModel(bb, dir);
                 var names = r.GetValue(labels) is FileInfo f ? LoadLabels(f, a.Config.ClassLabels.Length) : a.Config.ClassLabels;
                 return Predict(new Backbone(bb.Model, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, bb.Source, bb.Fingerprint),
                     x => tuned.Forward(x, keepForBackward: false), files, names, k, batchSize, r.GetValue(json));
             }
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize) });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize) }));
             if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter to predict a trained task.");
             return Predict(backbone, backbone.Model.Forward, files, LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses), k, batchSize, r.GetValue(json));
         }));

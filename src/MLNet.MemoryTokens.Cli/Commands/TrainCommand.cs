@@ -63,7 +63,7 @@ internal static class TrainCommand
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
                 QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
                 GroupLasso = r.GetValue(groupLasso), KeepFeatureFraction = r.GetValue(keepFeatures),
-                Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(Adapter.Load).ToArray(),
+                Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(e => CommonOptions.LoadAdapter(r, e)).ToArray(),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
             tuning.Validate();   // sizes and limits before anything is read
@@ -74,7 +74,7 @@ internal static class TrainCommand
             TrainingOutputs.EnsureWritable(tuning, new TrainingOptions { CheckpointDirectory = r.GetValue(checkpointDir) });
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true }));
             bool asJson = r.GetValue(json);
             var progress = new ProgressPrinter(asJson);
             var options = new TrainingOptions

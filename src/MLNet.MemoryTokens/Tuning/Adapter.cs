@@ -90,27 +90,33 @@ public sealed class Adapter
         AtomicFile.Write(Path.Combine(folder, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
     }
 
-    /// <summary>Reads an adapter folder written by <see cref="Save"/>.</summary>
-    public static Adapter Load(string directory)
+    /// <summary>What reading the config noticed but did not refuse (unknown fields); empty for an adapter built in memory.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Reads an adapter folder written by <see cref="Save"/>. The config is checked against its schema
+    /// (<see cref="AdapterConfigSchema"/>: a missing, null or mistyped field is refused naming it), and weights holding NaN or
+    /// ±∞ are refused naming the tensor unless <paramref name="allowNonFiniteWeights"/>.</summary>
+    public static Adapter Load(string directory, bool allowNonFiniteWeights = false)
     {
         var configPath = Path.Combine(directory, ConfigFile);
         var weightsPath = Path.Combine(directory, WeightsFile);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"'{directory}' is not an adapter folder: {ConfigFile} is missing.", configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"Adapter '{directory}' has no {WeightsFile}.", weightsPath);
-        AdapterConfig config;
-        try { config = JsonSerializer.Deserialize<AdapterConfig>(File.ReadAllText(configPath), Json) ?? throw new InvalidDataException("empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{configPath}: not a valid adapter config ({e.Message}).", e); }
-        if (!config.Format.StartsWith("mlnet-memorytokens-adapter/", StringComparison.Ordinal)) throw new InvalidDataException($"{configPath}: unknown adapter format '{config.Format}'.");
-        return new Adapter(config, SafeTensorsFile.Read(weightsPath).Tensors) { Folder = Path.GetFullPath(directory) };
+        var (config, warnings) = AdapterConfigSchema.Read(InputFile.ReadAllBytes(configPath, Limits.MaxTextFileBytes, "adapter config"), configPath);
+        var tensors = SafeTensorsFile.Read(weightsPath).Tensors;
+        FiniteCheck.Ensure(tensors, weightsPath, allowNonFiniteWeights, "Retrain the adapter, or pass --allow-non-finite-weights to load it anyway.");
+        return new Adapter(config, tensors) { Folder = Path.GetFullPath(directory), Warnings = warnings };
     }
+
+    static string Short(string fingerprint) => fingerprint.Length > 12 ? fingerprint[..12] + "…" : fingerprint;
 
     /// <summary>Refuses a backbone other than the one the adapter was trained on (by weight fingerprint and shape).</summary>
     public void EnsureMatches(Backbone backbone, string where)
     {
         if (Config.BackboneFingerprint != backbone.Fingerprint)
             throw new InvalidOperationException(
-                $"Adapter '{where}' was trained on backbone {Config.BackboneSource} (fingerprint {Config.BackboneFingerprint[..Math.Min(12, Config.BackboneFingerprint.Length)]}…), " +
-                $"but the loaded backbone {backbone.Source} has fingerprint {backbone.Fingerprint[..12]}…; load the matching checkpoint.");
+                $"Adapter '{where}' was trained on backbone {Config.BackboneSource} (fingerprint {Short(Config.BackboneFingerprint)}), " +
+                $"but the loaded backbone {backbone.Source} has fingerprint {Short(backbone.Fingerprint)}; load the matching checkpoint.");
         if (Config.ImageSize != backbone.Model.Config.ImageSize)
             throw new InvalidOperationException($"Adapter '{where}' expects input size {Config.ImageSize}, the backbone runs at {backbone.Model.Config.ImageSize}; load it with --image-size {Config.ImageSize}.");
     }
@@ -130,7 +136,7 @@ public sealed class Adapter
             else if (Directory.Exists(refs[i].Path)) a = Load(refs[i].Path);
             else throw new FileNotFoundException($"Adapter '{where}' was trained on top of the adapter saved at '{refs[i].Path}', which is not there any more; give the adapters it extends, in order.", refs[i].Path);
             if (a.Fingerprint != refs[i].Fingerprint)
-                throw new InvalidOperationException($"Adapter '{where}' was trained on top of {refs[i].Path} (fingerprint {refs[i].Fingerprint[..12]}…), but adapter {i + 1} given has fingerprint {a.Fingerprint[..12]}…: pass the very adapters it extends, in the order it was trained.");
+                throw new InvalidOperationException($"Adapter '{where}' was trained on top of {refs[i].Path} (fingerprint {Short(refs[i].Fingerprint)}), but adapter {i + 1} given has fingerprint {Short(a.Fingerprint)}: pass the very adapters it extends, in the order it was trained.");
             list.Add(a);
         }
         return list;
@@ -148,7 +154,10 @@ public sealed class Adapter
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
         var compute = TuningMethods.Compute(Config.Method);
-        var model = compute.CreateModel(backbone.Model, RecordedOptions(earlier), Config.ClassLabels.Length, seed: 0);
+        var options = RecordedOptions(earlier);
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }
+        var model = compute.CreateModel(backbone.Model, options, Config.ClassLabels.Length, seed: 0);
         compute.PrepareForAdapter(model, Tensors);
         CopyTo(model, where);
         return model;
@@ -157,6 +166,9 @@ public sealed class Adapter
     /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
     internal void CopyTo(ITunedModel model, string where)
     {
+        var needed = model.Parameters.Select(p => p.Name).Concat(TuningMethods.Compute(Config.Method).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
+        if (Tensors.Keys.FirstOrDefault(k => !needed.Contains(k)) is string extra)
+            throw new InvalidDataException($"Adapter '{where}' has a tensor '{extra}' that method {Config.Method} does not have: the weights do not belong to this config.");
         foreach (var p in model.Parameters)
         {
             if (!Tensors.TryGetValue(p.Name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{p.Name}' that method {Config.Method} needs.");
