@@ -42,6 +42,7 @@ internal static class TrainCommand
         var smoothing = new Option<float>("--label-smoothing") { DefaultValueFactory = _ => 0.1f };
         var clip = new Option<float>("--clip-norm") { Description = "Global gradient-norm clip (0: off).", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var divergence = new Option<double>("--divergence-factor") { Description = "Stop when the smoothed loss rises above this many times its start (0: only on a non-finite loss).", DefaultValueFactory = _ => 3 };
         var valFraction = new Option<double>("--validation-fraction") { DefaultValueFactory = _ => 0.1 };
         var imageSize = new Option<int?>("--image-size") { Description = "Input size (position embedding resampled), e.g. 112." };
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "Save the resumable training state here after every epoch." };
@@ -52,7 +53,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed, divergence,
             valFraction, imageSize, checkpointDir, resume, output, plot, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -82,6 +83,7 @@ internal static class TrainCommand
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch),
                 Optimizer = r.GetValue(optimizer) == "sgd" ? OptimizerKind.Sgd : OptimizerKind.AdamW, WeightDecay = r.GetValue(weightDecay),
                 WarmupEpochs = r.GetValue(warmup), LabelSmoothing = r.GetValue(smoothing), GradientClipNorm = r.GetValue(clip), Seed = r.GetValue(seed),
+                DivergenceFactor = r.GetValue(divergence),
                 ValidationFraction = r.GetValue(valFraction), CheckpointDirectory = r.GetValue(checkpointDir), Resume = r.GetValue(resume),
                 Progress = progress, CancellationToken = ct,
             };

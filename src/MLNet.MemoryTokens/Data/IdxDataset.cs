@@ -30,8 +30,9 @@ internal sealed class IdxDataset : IImageDataset
         {
             string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(imagesPath))!, ClassNamesFile.FileName);
             if (File.Exists(beside)) (classNames, namesFrom) = (ClassNamesFile.Read(beside), $"in {beside}");
-            // MNIST-style sets are digits 0-9; anything beyond gets a numeric name too rather than failing.
-            else classNames = [.. Enumerable.Range(0, Math.Max(10, maxLabel + 1)).Select(i => i.ToString())];
+            // MNIST-style sets are the digits 0-9: a label beyond is an error (a corrupt byte would otherwise widen the head
+            // silently); a classes.txt beside the images names more classes
+            else (classNames, namesFrom) = ([.. Enumerable.Range(0, 10).Select(i => i.ToString())], $"0-9 of an IDX set without a {ClassNamesFile.FileName} (put one beside the images to name more classes)");
         }
         if (maxLabel >= classNames.Count)
         {

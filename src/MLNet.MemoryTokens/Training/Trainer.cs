@@ -98,6 +98,7 @@ public static class Trainer
         long totalSteps = (long)stepsPerEpoch * options.Epochs, firstStep = optimizer.Steps;
         var schedule = new LearningRateSchedule(options.LearningRate, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch), totalSteps, options.MinLearningRate);
         var labels = trainSet.Labels;
+        var guard = new DivergenceGuard(classes, options.DivergenceFactor);
         var watch = Stopwatch.StartNew();
         for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
         {
@@ -114,8 +115,7 @@ public static class Trainer
                 double loss = CrossEntropy.Compute(logits.Data, batchLabels, classes, options.LabelSmoothing, dLogits.Data);
                 long globalStep = optimizer.Steps;
                 float lr = schedule.At(globalStep);
-                if (!double.IsFinite(loss))
-                    throw new TrainingDivergedException($"Training stopped: the loss became {loss} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}) with learning rate {lr:G3}. Lower the learning rate or enable gradient clipping.");
+                guard.Observe(loss, globalStep + 1, epoch + 1, b + 1, lr);   // non-finite, or far above its start: stop, naming the step
                 foreach (var p in parameters) Array.Clear(p.Grad.Data);
                 step.Backward(dLogits);
                 double norm = GradientClipping.ClipGlobalNorm(parameters, options.GradientClipNorm);
