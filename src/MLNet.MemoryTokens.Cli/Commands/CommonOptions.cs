@@ -43,7 +43,11 @@ internal static class CommonOptions
     /// <summary>Runs a command body, turning expected failures into one clear line on stderr and exit code 1.</summary>
     public static int Run(Func<int> body, string? onCancel = null)
     {
-        try { return body(); }
+        try
+        {
+            try { return body(); }
+            catch (AggregateException e) when (e.Flatten().InnerExceptions is [var single]) { throw single; }   // a parallel loop's one failure, as itself
+        }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine(onCancel ?? "cancelled");

@@ -33,6 +33,7 @@ internal static class EvaluateCommand
             if (ds.ClassNames.Count != a.Config.ClassLabels.Length)
                 throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             var m = Trainer.Evaluate(tuned, prepared, r.GetValue(batch), ct);
             string? heatmap = r.GetValue(plot) is string p
                 ? PlotFiles.Save(ConfusionMatrixPlot.Create(m.ConfusionMatrix, a.Config.ClassLabels, $"{a.Config.Method} adapter: accuracy {m.Accuracy:P2} on {m.Count} images"), PlotFiles.StemOf(p)).Png

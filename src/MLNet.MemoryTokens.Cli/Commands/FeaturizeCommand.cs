@@ -33,6 +33,7 @@ internal static class FeaturizeCommand
             var vqt = (QueryTunedVit)a.CreateModel(backbone, dir);
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             var features = QueryFeaturizer.Featurize(vqt, prepared, r.GetValue(batch), ct);
             var labels = new Tensor([prepared.Count], prepared.Labels.Select(l => (float)l).ToArray());
             SafeTensorsFile.Write(outPath, new Dictionary<string, Tensor> { ["features"] = features, ["labels"] = labels },

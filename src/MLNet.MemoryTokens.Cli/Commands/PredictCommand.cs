@@ -71,10 +71,10 @@ internal static class PredictCommand
                 catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException) { errors[i] = e.Message; }
             });
             var ok = Enumerable.Range(0, chunk.Count).Where(i => decoded[i] is not null).ToList();
-            foreach (var i in Enumerable.Range(0, chunk.Count).Where(i => errors[i] is not null))
+            foreach (var i in Enumerable.Range(0, chunk.Count))
             {
-                failures++;
-                Console.Error.WriteLine($"error: {errors[i]}");
+                if (errors[i] is not null) { failures++; Console.Error.WriteLine($"error: {errors[i]}"); }
+                else if (decoded[i]?.Warning is string warning) Console.Error.WriteLine($"warning: {chunk[i]}: {warning}");
             }
             if (ok.Count == 0) continue;
             var x = backbone.PreprocessImages(ok.Select(i => decoded[i]!).ToList());
@@ -96,6 +96,7 @@ internal static class PredictCommand
                         Console.WriteLine($"{(rank == 0 ? Shorten(file, 40) : ""),-40} {rank + 1,4} {top[rank],6} {probs[top[rank]],11:F4}  {labels?[top[rank]] ?? ""}");
             }
         }
+        if (failures > 0) Console.Error.WriteLine($"error: {failures} of {files.Count} images could not be read (each named above); the others were predicted.");
         return failures == 0 ? 0 : 1;
     }
 

@@ -130,6 +130,7 @@ internal static class TrainCommand
 
         public void Report(TrainingProgress p)
         {
+            if (p.Phase == "warning") { Console.Error.WriteLine($"warning: {p.Message}"); return; }   // on stderr, even with --json
             if (quiet) return;
             if (_bar is not null)
             {
@@ -143,6 +144,7 @@ internal static class TrainCommand
                 else if (p.Phase is "cache" or "resume" or "compress") AnsiConsole.MarkupLine(Markup.Escape(p.Message ?? ""));
                 return;
             }
+            if (p.Phase == "warning") { Console.Error.WriteLine($"warning: {p.Message}"); return; }
             if (p.Phase == "epoch") Console.WriteLine(EpochLine(p));
             else if (p.Phase is "prepare" or "resume" or "cache" or "compress") Console.WriteLine(p.Message);
         }

@@ -27,6 +27,7 @@ public static class Trainer
         var preprocess = TrainingPreprocess(backbone);
         Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
         var all = PreparedImages.From(train, preprocess, cancel);
+        foreach (var warning in all.Warnings) Report(options, new TrainingProgress("warning", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: warning));
         PreparedImages trainSet;
         PreparedImages? valSet = null;
         if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
