@@ -61,7 +61,9 @@ public static class AtomicFolder
         {
             TryRemoveStaging(staging, kind);
             if (e is OutputRefusedException) throw;
-            string why = AtomicFile.IsDiskFull(e) ? "the disk is full (no space left on device)" : e.Message;
+            var root = e;
+            while (root.InnerException is { } inner) root = inner;
+            string why = AtomicFile.IsDiskFull(e) ? "the disk is full (no space left on device)" : root.Message;
             throw new IOException($"Could not save the {what} to '{full}' ({why}); {(existed && !empty ? "the previous one there is unchanged" : "nothing was left there")}.", e);
         }
         catch

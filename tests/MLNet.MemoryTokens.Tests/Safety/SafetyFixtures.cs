@@ -76,9 +76,9 @@ internal static class SafetyFixtures
         psi.Environment["DOTNET_EnableCrashReport"] = "0";
         var watch = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        whileRunning?.Invoke(p);
+        whileRunning?.Invoke(p);   // may read stdout lines itself; the rest is read below
+        var stdout = p.StandardOutput.ReadToEndAsync();
         bool done = p.WaitForExit((int)(timeout ?? TimeSpan.FromSeconds(120)).TotalMilliseconds);
         if (!done) { try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } p.WaitForExit(); }
         return new CliRun(done ? p.ExitCode : -1, stdout.Result, stderr.Result, !done, watch.Elapsed);
