@@ -121,7 +121,7 @@ public class FaultTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void AFileSizeLimitOrAKillDuringTheSaveKeepsThePreviousAdapter(bool ignoreSignal)
+    public async Task AFileSizeLimitOrAKillDuringTheSaveKeepsThePreviousAdapter(bool ignoreSignal)
     {
         if (OperatingSystem.IsWindows()) return;
         using var s = new Scratch();
@@ -141,16 +141,17 @@ public class FaultTests
         psi.ArgumentList.Add("5");
         psi.Environment["DOTNET_EnableWriteXorExecute"] = "0";   // its double-mapped code pages are files too
         using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
+        var errTask = p.StandardError.ReadToEndAsync();
+        await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        string err = await errTask;
         if (ignoreSignal)
         {
-            Assert.True(p.ExitCode == 1, err.Result);
-            Assert.Contains($"Could not save the adapter to '{adapter}'", err.Result);
-            Assert.Contains("the previous one there is unchanged", err.Result);
+            Assert.True(p.ExitCode == 1, err);
+            Assert.Contains($"Could not save the adapter to '{adapter}'", err);
+            Assert.Contains("the previous one there is unchanged", err);
         }
-        else Assert.True(p.ExitCode == 128 + 25, $"exit {p.ExitCode}: {err.Result}");   // killed by SIGXFSZ mid-write
+        else Assert.True(p.ExitCode == 128 + 25, $"exit {p.ExitCode}: {err}");   // killed by SIGXFSZ mid-write
         AssertSameTree(before, adapter);
         var left = Directory.GetFileSystemEntries(s.Root).Select(Path.GetFileName).Where(n => n!.StartsWith(".adapter.mmt-")).ToArray();
         if (ignoreSignal) Assert.Empty(left);   // a killed process cannot clean up: its hidden staging folder stays, the adapter is whole
