@@ -185,6 +185,8 @@ public static class AdapterConfigSchema
         Range("backbone_dim", c.BackboneDim, 1, int.MaxValue);
         Range("backbone_depth", c.BackboneDepth, 1, int.MaxValue);
         if (!(c.Preprocess.CropFraction > 0 && c.Preprocess.CropFraction <= 1)) throw Bad(path, $"field 'preprocess.crop_fraction' is {c.Preprocess.CropFraction}, outside (0, 1]");
+        if (c.ImageSize / c.Preprocess.CropFraction > ImageDecoderLimits.Default.MaxWidth)   // images are resized to S / crop before the crop
+            throw Bad(path, $"field 'preprocess.crop_fraction' is {c.Preprocess.CropFraction}: images would be resized to {c.ImageSize / c.Preprocess.CropFraction:F0} pixels, beyond the image limit of {ImageDecoderLimits.Default.MaxWidth}");
         if (c.Preprocess.Std.Any(s => !(s > 0))) throw Bad(path, "field 'preprocess.std' must hold positive numbers");
         if (c.BackboneFingerprint.Length == 0) throw Bad(path, "field 'backbone_fingerprint' is empty");
         if (c.Method == TuningMethod.Memory && c.MemoryTokens < 1) throw Bad(path, "field 'memory_tokens' is 0, but method 'memory' needs at least one token per layer");

@@ -124,7 +124,13 @@ public sealed unsafe class KeyValueCache : IDisposable
     public bool IsFilled(int index) => _filled[index];
     public bool AllFilled => Array.TrueForAll(_filled, f => f);
 
-    Span<byte> ImageSpan(int index) => new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
+    Span<byte> ImageSpan(int index)
+    {
+        // a raw pointer into the mapping: an index outside [0, Count) would read or write past it
+        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"The cache holds {Count} images.");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
+    }
 
     /// <summary>Image <paramref name="index"/>'s final-norm class token [D], stored after its L layers of keys/values.</summary>
     Span<float> ClassTokenSpan(int index) =>
@@ -206,11 +212,16 @@ public sealed unsafe class KeyValueCache : IDisposable
     /// <summary>One layer's keys/values of a loaded batch, widened from the cache's dtype as attention asks.</summary>
     sealed class CachedLayer(KeyValueCache cache, CachedBatch batch, int layer) : ExternalKeyValues(cache._config.NumTokens, cache._config.Dim)
     {
-        byte* Rows0(int sample) => cache._base + HeaderBytes + batch.Images[sample] * cache.BytesPerImage + (long)layer * Rows * 2 * Dim * cache._elementSize;
+        byte* Rows0(int sample)
+        {
+            ObjectDisposedException.ThrowIf(cache._disposed, cache);   // the mapping is gone: the pointer would dangle
+            return cache._base + HeaderBytes + batch.Images[sample] * cache.BytesPerImage + (long)layer * Rows * 2 * Dim * cache._elementSize;
+        }
 
         public override void ReadHead(int sample, int head, int headDim, Span<float> keys, Span<float> values)
         {
             if (keys.Length < Rows * headDim || values.Length < Rows * headDim) throw new ArgumentException("Key/value buffers too small.");
+            if (head < 0 || headDim < 1 || (long)(head + 1) * headDim > Dim) throw new ArgumentOutOfRangeException(nameof(head), $"Head {head} of width {headDim} is outside a row of {Dim}.");
             int es = cache._elementSize;
             byte* row = Rows0(sample);
             fixed (float* k = keys) fixed (float* v = values)
@@ -239,8 +250,12 @@ public sealed unsafe class KeyValueCache : IDisposable
         }
     }
 
+    bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();
