@@ -15,20 +15,6 @@ namespace MLNet.MemoryTokens.Tests.Safety;
 /// and the overflow that used to corrupt memory.</summary>
 public class LimitsTests
 {
-    [Fact]
-    public void PredictAtImageSize4096IsRefusedInsteadOfCorruptingMemory()
-    {
-        // nq·nk = 65,537² wrapped in int arithmetic and sized attention's scratch 131,073 floats: an access violation in the GEMM
-        using var s = new Scratch();
-        var ckpt = WriteCheckpoint(s["vit.safetensors"], TinyConfig(imageSize: 32, patch: 16, classes: 3, dim: 8, depth: 1, heads: 1));
-        var image = s["a.ppm"];
-        File.WriteAllBytes(image, Ppm(new ColourSquares(1, 1).Load(0)));
-        var run = RunCli(["predict", "--model", ckpt, "--image-size", "4096", image], TimeSpan.FromSeconds(120));
-        Assert.True(run.ExitCode == 1, run.ToString());
-        Assert.Contains("4096", run.Stderr);
-        Assert.Contains($"limit of {Limits.MaxImageSize}", run.Stderr);
-        Assert.DoesNotContain("   at ", run.Stderr);   // a message, not a stack trace
-    }
 
     [Fact]
     public void AttentionScoresBeyondTheBufferLimitAreRefusedNotWrapped()

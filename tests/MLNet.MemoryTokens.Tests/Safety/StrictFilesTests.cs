@@ -29,49 +29,6 @@ public class StrictFilesTests
         File.WriteAllText(path, json.ToJsonString());
     }
 
-    [Theory]
-    [InlineData("masked")]
-    [InlineData("memory_tokens")]
-    [InlineData("class_labels")]
-    [InlineData("image_size")]
-    [InlineData("extends")]
-    [InlineData("backbone_fingerprint")]
-    [InlineData("preprocess.mean")]
-    public void ARequiredFieldMissingIsRefusedNamingTheFieldAndTheFile(string field)
-    {
-        using var s = new Scratch();
-        var dir = SavedAdapter(s);
-        EditConfig(dir, j =>
-        {
-            if (field.StartsWith("preprocess.")) j["preprocess"]!.AsObject().Remove(field["preprocess.".Length..]);
-            else j.Remove(field);
-        });
-        var ex = Assert.Throws<InvalidDataException>(() => Adapter.Load(dir));
-        Assert.Contains($"'{field}'", ex.Message);
-        Assert.Contains(Path.Combine(dir, Adapter.ConfigFile), ex.Message);
-        Assert.Contains("missing", ex.Message);
-    }
-
-    [Theory]
-    [InlineData("class_labels")]
-    [InlineData("method")]
-    [InlineData("preprocess")]
-    [InlineData("format")]
-    public void ANullFieldIsRefusedNamingItNotANullReference(string field)
-    {
-        using var s = new Scratch();
-        var dir = SavedAdapter(s);
-        EditConfig(dir, j => j[field] = null);
-        var ex = Assert.Throws<InvalidDataException>(() => Adapter.Load(dir));
-        Assert.Contains($"'{field}' is null", ex.Message);
-        // and the command line says so in one line, exit 1
-        var ckpt = WriteCheckpoint(s["vit.safetensors"]);
-        var run = RunCli(["evaluate", "--model", ckpt, "--adapter", dir, "--data", WriteColourFolder(s["data"], 6)]);
-        Assert.True(run.ExitCode == 1, run.ToString());
-        Assert.Contains($"'{field}' is null", run.Stderr);
-        Assert.DoesNotContain("NullReferenceException", run.Stderr);
-    }
-
     [Fact]
     public void AWrongTypedFieldIsRefusedNamingItAndUnknownFieldsAreWarned()
     {
@@ -88,25 +45,6 @@ public class StrictFilesTests
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("warning:", run.Stderr);
         Assert.Contains("memory_tokenz", run.Stderr);
-    }
-
-    [Fact]
-    public void AnEditedImageSizeInAnAdapterConfigIsRefusedInsteadOfCorruptingMemory()
-    {
-        // with image_size 4096 the backbone was resampled to 65,537 tokens and attention wrote past its scratch buffer
-        using var s = new Scratch();
-        var ckpt = WriteCheckpoint(s["vit.safetensors"], TinyConfig(imageSize: 32, patch: 16, dim: 8, depth: 1, heads: 1));
-        var backbone = Backbone.Load(ckpt, new BackboneOptions { DropHead = true });
-        var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 1 };
-        var dir = s["adapter"];
-        Adapter.From(tuning.CreateModel(backbone.Model, 3, 1), backbone, tuning, ["red", "green", "blue"], backbone.Preprocess).Save(dir);
-        EditConfig(dir, j => { j["image_size"] = 4096; j["preprocess"]!["input_size"] = 4096; });
-        var image = s["a.ppm"];
-        File.WriteAllBytes(image, Ppm(new ColourSquares(1, 1).Load(0)));
-        var run = RunCli(["predict", "--model", ckpt, "--adapter", dir, image], TimeSpan.FromSeconds(120));
-        Assert.True(run.ExitCode == 1, run.ToString());
-        Assert.Contains("'image_size'", run.Stderr);
-        Assert.Contains(Adapter.ConfigFile, run.Stderr);
     }
 
     [Fact]
@@ -143,18 +81,6 @@ public class StrictFilesTests
     }
 
     [Fact]
-    public void ACheckpointMissingOneTensorNamesIt()
-    {
-        using var s = new Scratch();
-        var sd = VisionTransformer.CreateRandom(TinyConfig(depth: 3), 1).Parameters.Where(kv => kv.Key != "blocks.1.attn.qkv.weight").ToDictionary();
-        var path = s["vit.safetensors"];
-        SafeTensorsFile.Write(path, sd);
-        var ex = Assert.Throws<CheckpointException>(() => Backbone.Load(path));
-        Assert.Contains("missing 'blocks.1.attn.qkv.weight'", ex.Message);
-        Assert.DoesNotContain("unexpected", ex.Message);
-    }
-
-    [Fact]
     public void NonFiniteWeightsInACheckpointAreRefusedUnlessAsked()
     {
         using var s = new Scratch();
@@ -177,47 +103,6 @@ public class StrictFilesTests
     static TrainingOptions Resumable(string dir, int seed = 11) => new() { Epochs = 2, BatchSize = 8, LearningRate = 3e-3f, Seed = seed, ValidationFraction = 0, CheckpointDirectory = dir };
 
     public static TheoryData<string> Differences => ["seed", "data", "image size", "backbone", "method", "batch size"];
-
-    [Theory]
-    [MemberData(nameof(Differences))]
-    public void ResumeRefusesACheckpointOfAnotherRunNamingTheDifference(string what)
-    {
-        using var s = new Scratch();
-        var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
-        using (var cts = new CancellationTokenSource())
-            Assert.ThrowsAny<OperationCanceledException>(() => Trainer.Train(TinyBackbone(), new ColourSquares(24, 1), null, tuning, Resumable(s["ckpt"]) with
-            {
-                CancellationToken = cts.Token, Progress = new Sync(p => { if (p.Phase == "epoch") cts.Cancel(); }),
-            }));
-        var backbone = what switch
-        {
-            "backbone" => TinyBackbone(seed: 99),
-            "image size" => new Func<Backbone>(() =>
-            {
-                var path = WriteCheckpoint(s["vit.safetensors"]);
-                return Backbone.Load(path, new BackboneOptions { ImageSize = 32, DropHead = true });
-            })(),
-            _ => TinyBackbone(),
-        };
-        var data = new ColourSquares(24, what == "data" ? 2 : 1);
-        var options = Resumable(s["ckpt"], what == "seed" ? 12 : 11) with { Resume = true, BatchSize = what == "batch size" ? 4 : 8 };
-        var t = what == "method" ? tuning with { Method = TuningMethod.HeadAndClassToken } : tuning;
-        if (what == "image size")
-        {
-            // the same weights at another size: prove the checkpoint was written by a run of this backbone at 16 px first
-            var first = Backbone.Load(s["vit.safetensors"], new BackboneOptions { DropHead = true });
-            Assert.Equal(first.Fingerprint, backbone.Fingerprint);
-            using var cts = new CancellationTokenSource();
-            Directory.Delete(s["ckpt"], true);
-            Assert.ThrowsAny<OperationCanceledException>(() => Trainer.Train(first, data, null, tuning, Resumable(s["ckpt"]) with
-            {
-                CancellationToken = cts.Token, Progress = new Sync(p => { if (p.Phase == "epoch") cts.Cancel(); }),
-            }));
-        }
-        var ex = Assert.Throws<InvalidDataException>(() => Trainer.Train(backbone, data, null, t, options));
-        Assert.Contains(what == "data" ? "data set" : what, ex.Message);
-        Assert.Contains("another run", ex.Message);
-    }
 
     [Fact]
     public void ATrainingStateWithAMissingOrNonFiniteTensorIsRefusedByName()
