@@ -25,6 +25,7 @@ internal static class EvaluateCommand
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
+            if (r.GetValue(plot) is string plotPath) PlotFiles.EnsureWritable(PlotFiles.StemOf(plotPath));   // before the evaluation: only our own plots are replaced
             var dir = r.GetValue(adapter)!;
             var a = CommonOptions.LoadAdapter(r, dir);
             var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));

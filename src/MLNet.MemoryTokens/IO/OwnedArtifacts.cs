@@ -11,11 +11,13 @@ public sealed class OutputRefusedException(string path, string message, Exceptio
 }
 
 /// <summary>A file one of our artifacts may hold: its name, and a check of its content that says we wrote it (null: the name
-/// is specific enough, e.g. an epoch-stamped checkpoint file).</summary>
-public sealed record OwnedFile(Regex Name, Func<string, bool>? WrittenByUs = null)
+/// is specific enough, e.g. an epoch-stamped checkpoint file). A <paramref name="Companion"/> (a plot drawn beside an adapter)
+/// counts as ours by its name only in a folder where another file proved, by its content, that we wrote the folder.</summary>
+public sealed record OwnedFile(Regex Name, Func<string, bool>? WrittenByUs = null, bool Companion = false)
 {
     /// <summary>An exact file name.</summary>
-    public static OwnedFile Exactly(string name, Func<string, bool>? writtenByUs = null) => new(new Regex("^" + Regex.Escape(name) + "$"), writtenByUs);
+    public static OwnedFile Exactly(string name, Func<string, bool>? writtenByUs = null, bool companion = false) =>
+        new(new Regex("^" + Regex.Escape(name) + "$"), writtenByUs, companion);
 }
 
 /// <summary>What a folder we write looks like — the files (and subfolders) it may hold and how each proves it is ours — so that
@@ -28,6 +30,8 @@ public sealed record FolderArtifact(string Description, IReadOnlyList<OwnedFile>
     public string? Foreign(string folder, int depth = 0)
     {
         if (depth > 8) return $"'{folder}' is nested too deeply";
+        bool proven = false;
+        string? companion = null;
         foreach (var entry in Directory.EnumerateFileSystemEntries(folder, "*", new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false }))
         {
             string name = Path.GetFileName(entry);
@@ -43,12 +47,14 @@ public sealed record FolderArtifact(string Description, IReadOnlyList<OwnedFile>
             if (IsLeftover(name)) continue;
             var owned = Files.FirstOrDefault(f => f.Name.IsMatch(name));
             if (owned is null) return $"it holds '{name}', which is not part of {Description}";
+            if (owned.Companion) { companion ??= name; continue; }
             bool ours;
             try { ours = owned.WrittenByUs?.Invoke(entry) ?? true; }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CheckpointException or InvalidDataException) { ours = false; }
             if (!ours) return $"its '{name}' was not written by MLNet.MemoryTokens";
+            proven |= owned.WrittenByUs is not null;
         }
-        return null;
+        return companion is not null && !proven ? $"it holds '{companion}' but nothing that shows MLNet.MemoryTokens wrote the folder" : null;
     }
 
     /// <summary>A temp file <see cref="AtomicFile"/> left behind when a write was interrupted (<c>.name.&lt;32 hex&gt;.tmp</c>) of one of our files.</summary>

@@ -19,5 +19,7 @@ public static class AdapterFiles
         [
             OwnedFile.Exactly(Adapter.ConfigFile, p => OwnedContent.JsonFieldStartsWith(p, "format", FormatPrefix)),
             OwnedFile.Exactly(Adapter.WeightsFile, p => OwnedContent.SafeTensorsMetadataStartsWith(p, "format", FormatPrefix)),
+            // the training curve `mmt train --plot` draws beside the adapter: ours by name in a folder the two files above prove ours
+            new OwnedFile(new System.Text.RegularExpressions.Regex(@"^training_curve\.(png|svg)$"), Companion: true),
         ]);
 }

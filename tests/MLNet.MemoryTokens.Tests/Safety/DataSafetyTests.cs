@@ -152,6 +152,35 @@ public class DataSafetyTests
         Assert.Equal(0, RunCli([.. args[..^1], ours]).ExitCode);   // a features file of ours is replaced
     }
 
+    [Fact]
+    public void PlotsAreOursBesideAnAdapterAndNeverReplaceAUsersImage()
+    {
+        using var job = new Job();
+        var adapter = job.S["adapter"];
+        Assert.Equal(0, RunCli(job.Train(adapter, "--plot", "true")).ExitCode);
+        Assert.True(File.Exists(Path.Combine(adapter, "training_curve.png")));
+        var again = RunCli(job.Train(adapter, "--plot", "true", "--seed", "2"));   // an adapter folder with its plots is ours
+        Assert.True(again.ExitCode == 0, again.ToString());
+        // a plot alone, or beside files we cannot prove ours, does not make a folder ours
+        var lone = Directory.CreateDirectory(job.S["lone"]).FullName;
+        File.Copy(Path.Combine(adapter, "training_curve.png"), Path.Combine(lone, "training_curve.png"));
+        Assert.Throws<OutputRefusedException>(() => TinyAdapter().Save(lone));
+        // evaluate --plot onto an image of the user's: refused before the evaluation, the image untouched
+        var photo = job.S["holiday.png"];
+        File.WriteAllBytes(photo, File.ReadAllBytes(TestPaths.Fixture("images", "png_RGB.png")));
+        var before = File.ReadAllBytes(photo);
+        var run = RunCli(["evaluate", "--model", job.Checkpoint, "--adapter", adapter, "--data", job.Data, "--plot", photo]);
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Contains(photo, run.Stderr);
+        Assert.DoesNotContain("accuracy", run.Stdout);
+        Assert.Equal(before, File.ReadAllBytes(photo));
+        var mine = job.S["confusion.png"];
+        Assert.Equal(0, RunCli(["evaluate", "--model", job.Checkpoint, "--adapter", adapter, "--data", job.Data, "--plot", mine]).ExitCode);
+        Assert.Equal(0, RunCli(["evaluate", "--model", job.Checkpoint, "--adapter", adapter, "--data", job.Data, "--plot", mine]).ExitCode);   // ours: replaced
+        var decoded = MLNet.MemoryTokens.Imaging.ImageDecoder.Load(mine);   // our marker chunk keeps it a valid PNG
+        Assert.Equal((900, 560), (decoded.Width, decoded.Height));
+    }
+
     internal static Adapter TinyAdapter(int seed = 1)
     {
         var backbone = TinyBackbone();
