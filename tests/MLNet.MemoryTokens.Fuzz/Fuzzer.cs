@@ -64,7 +64,7 @@ public static class Fuzzer
         {
             var target = selected[ti];
             var budget = options.Duration is TimeSpan d ? d / selected.Count : (TimeSpan?)null;
-            var report = RunTarget(target, options, new Random(HashCode.Combine(options.Seed, Stable(target.Name))), budget, findings, ref peak);
+            var report = RunTarget(target, options, new Random(unchecked(options.Seed * 1_000_003 + Stable(target.Name))), budget, findings, ref peak);
             reports.Add(report);
             options.Log?.Invoke($"{target.Name}: {report.Inputs:N0} inputs, {report.Rejected:N0} rejected, {report.Crashes} crashes, {report.Hangs} hangs, {report.Seconds:F1} s");
         }
@@ -72,7 +72,7 @@ public static class Fuzzer
         return new FuzzReport(reports, findings, total.Elapsed.TotalSeconds, peak);
     }
 
-    /// <summary>A name's hash that is the same in every process (string.GetHashCode is randomised).</summary>
+    /// <summary>A name's hash that is the same in every process (string.GetHashCode and HashCode.Combine are randomised per process).</summary>
     static int Stable(string s) { int h = 17; foreach (var c in s) h = h * 31 + c; return h; }
 
     sealed class Worker
