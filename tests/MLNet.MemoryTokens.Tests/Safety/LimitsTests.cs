@@ -6,6 +6,7 @@ using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using Xunit;
 using static MLNet.MemoryTokens.Tests.Safety.SafetyFixtures;
 
@@ -74,6 +75,20 @@ public class LimitsTests
         var run = RunCli(["train", "--model", "/nonexistent.safetensors", "--data", "/nonexistent", "--tokens", "100000", "--out", Path.Combine(Path.GetTempPath(), "never")]);
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Contains("100000", run.Stderr);
+    }
+
+    [Fact]
+    public void TasksInOnePassAtTheLimitAndBeyond()
+    {
+        var backbone = TinyBackbone(config: TinyConfig(dim: 8, depth: 1, heads: 1));
+        var tuning = new TuningOptions { Method = TuningMethod.Memory, Masked = true, MemoryTokens = 1 };
+        var adapters = Enumerable.Range(0, Limits.MaxTasks + 1)
+            .Select(i => ($"t{i}", Adapter.From(tuning.CreateModel(backbone.Model, 2, i), backbone, tuning, ["a", "b"], backbone.Preprocess))).ToList();
+        var multi = new MultiTaskVit(backbone, adapters.Take(Limits.MaxTasks).ToList());
+        Assert.Equal(Limits.MaxTasks, multi.Forward(new Tensor([1, 3, 16, 16])).Tasks.Length);
+        Assert.Throws<LimitExceededException>(() => new MultiTaskVit(backbone, adapters));
+        // an extension reads at most MaxTasks − 1 earlier adapters
+        Assert.Throws<LimitExceededException>(() => (tuning with { Extends = adapters.Select(a => a.Item2).Take(Limits.MaxTasks).ToArray() }).Validate());
     }
 
     [Fact]
