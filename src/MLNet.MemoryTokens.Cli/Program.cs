@@ -11,6 +11,7 @@ public static class Program
     public static RootCommand Build()
     {
         var root = new RootCommand("MLNet.MemoryTokens: run pretrained Vision Transformers and tune them with memory tokens or visual query tuning, in managed C#.");
+        root.Options.Add(CommonOptions.AllowNonFiniteWeights);
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());

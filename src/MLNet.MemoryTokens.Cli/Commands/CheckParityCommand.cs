@@ -17,7 +17,7 @@ internal static class CheckParityCommand
         {
             var dump = SafeTensorsFile.Read(r.GetValue(reference)!.FullName).Tensors;
             var images = dump["images"];
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = images.Shape[2] });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = images.Shape[2] }));
             var features = backbone.Model.ForwardFeatures(images);
             var logits = backbone.Model.ForwardHead(features);
             double df = MaxAbs(dump["features"].Data, features.Data), dl = MaxAbs(dump["logits"].Data, logits.Data);

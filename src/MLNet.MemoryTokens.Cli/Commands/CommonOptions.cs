@@ -1,5 +1,7 @@
 using System.CommandLine;
 using MLNet.MemoryTokens.Kernels;
+using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.Cli.Commands;
 
@@ -16,6 +18,23 @@ internal static class CommonOptions
 
     public static Option<bool> Json() => new("--json") { Description = "One JSON object per line instead of a table." };
 
+    /// <summary>On the root command, for every subcommand: load checkpoints and adapters whose weights hold NaN or ±∞.</summary>
+    public static readonly Option<bool> AllowNonFiniteWeights = new("--allow-non-finite-weights")
+    {
+        Description = "Load checkpoints and adapters even when their weights hold NaN or infinity (refused by default).", Recursive = true,
+    };
+
+    /// <summary>Backbone options with the command line's --allow-non-finite-weights applied.</summary>
+    public static BackboneOptions Weights(ParseResult r, BackboneOptions options) => options with { AllowNonFiniteWeights = r.GetValue(AllowNonFiniteWeights) };
+
+    /// <summary>An adapter folder, its config checked against the schema; what the check noticed goes to stderr as warnings.</summary>
+    public static Adapter LoadAdapter(ParseResult r, string directory)
+    {
+        var adapter = Adapter.Load(directory, r.GetValue(AllowNonFiniteWeights));
+        foreach (var w in adapter.Warnings) Console.Error.WriteLine($"warning: {w}");
+        return adapter;
+    }
+
     public static void ApplyThreads(int? threads)
     {
         if (threads is int t) Parallelism.Threads = t;
@@ -24,7 +43,11 @@ internal static class CommonOptions
     /// <summary>Runs a command body, turning expected failures into one clear line on stderr and exit code 1.</summary>
     public static int Run(Func<int> body, string? onCancel = null)
     {
-        try { return body(); }
+        try
+        {
+            try { return body(); }
+            catch (AggregateException e) when (e.Flatten().InnerExceptions is [var single]) { throw single; }   // a parallel loop's one failure, as itself
+        }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine(onCancel ?? "cancelled");

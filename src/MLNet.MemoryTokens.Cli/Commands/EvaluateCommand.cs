@@ -25,14 +25,16 @@ internal static class EvaluateCommand
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
+            if (r.GetValue(plot) is string plotPath) PlotFiles.EnsureWritable(PlotFiles.StemOf(plotPath));   // before the evaluation: only our own plots are replaced
             var dir = r.GetValue(adapter)!;
-            var a = Adapter.Load(dir);
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+            var a = CommonOptions.LoadAdapter(r, dir);
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
             var tuned = a.CreateModel(backbone, dir);
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             if (ds.ClassNames.Count != a.Config.ClassLabels.Length)
                 throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             var m = Trainer.Evaluate(tuned, prepared, r.GetValue(batch), ct);
             string? heatmap = r.GetValue(plot) is string p
                 ? PlotFiles.Save(ConfusionMatrixPlot.Create(m.ConfusionMatrix, a.Config.ClassLabels, $"{a.Config.Method} adapter: accuracy {m.Accuracy:P2} on {m.Count} images"), PlotFiles.StemOf(p)).Png

@@ -36,19 +36,19 @@ internal static class ExportOnnxCommand
             if (options.Opset is < OnnxExport.MinOpset or > OnnxExport.MaxOpset)   // before loading anything
                 throw new ArgumentException($"--opset {options.Opset} is not supported: use {OnnxExport.MinOpset} to {OnnxExport.MaxOpset}.");
             var tasks = new List<(string Name, Adapter Adapter)>();
-            if (one is not null) tasks.Add((r.GetValue(name) ?? OnnxExport.TaskNameFor(one), Adapter.Load(one)));
+            if (one is not null) tasks.Add((r.GetValue(name) ?? OnnxExport.TaskNameFor(one), CommonOptions.LoadAdapter(r, one)));
             foreach (var entry in (many ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 int eq = entry.IndexOf('=');
                 string folder = eq >= 0 ? entry[(eq + 1)..] : entry;
-                tasks.Add((eq >= 0 ? entry[..eq] : OnnxExport.TaskNameFor(folder), Adapter.Load(folder)));
+                tasks.Add((eq >= 0 ? entry[..eq] : OnnxExport.TaskNameFor(folder), CommonOptions.LoadAdapter(r, folder)));
             }
             if (many is not null && tasks.Count == 0) throw new ArgumentException("--adapters lists no adapter folder.");
             int? size = tasks.Count > 0 ? tasks[0].Adapter.Config.ImageSize : r.GetValue(imageSize);
             if (tasks.Count > 0 && r.GetValue(imageSize) is int s && s != size)
                 throw new ArgumentException($"--image-size {s} differs from the adapter's input size {size}; an adapter runs at the size it was trained at.");
             // the original head is read only by the backbone alone and the multi-task pass
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = size, DropHead = one is not null });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = size, DropHead = one is not null }));
             if (tasks.Count > 0) backbone = new Backbone(backbone.Model, tasks[0].Adapter.Config.Preprocess with { InputSize = size!.Value }, backbone.Source, backbone.Fingerprint);
             var summary = OnnxExport.Save(r.GetValue(output)!, backbone, tasks, options);
             Console.WriteLine($"wrote {summary.Path} ({summary.Bytes / 1e6:F1} MB, opset {summary.Opset})");

@@ -24,21 +24,30 @@ internal static class FeaturizeCommand
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
+            var outPath = r.GetValue(output)!;
+            OwnedOutput.EnsureWritable(outPath, FeaturesFile, "features file");   // before the work: only a features file of ours is replaced
             var dir = r.GetValue(adapter)!;
-            var a = Adapter.Load(dir);
+            var a = CommonOptions.LoadAdapter(r, dir);
             if (a.Config.Method != TuningMethod.Vqt) throw new ArgumentException($"Adapter '{dir}' is a {a.Config.Method} adapter; featurize needs a VQT adapter.");
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
             var vqt = (QueryTunedVit)a.CreateModel(backbone, dir);
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             var features = QueryFeaturizer.Featurize(vqt, prepared, r.GetValue(batch), ct);
             var labels = new Tensor([prepared.Count], prepared.Labels.Select(l => (float)l).ToArray());
-            var outPath = r.GetValue(output)!;
             SafeTensorsFile.Write(outPath, new Dictionary<string, Tensor> { ["features"] = features, ["labels"] = labels },
-                new Dictionary<string, string> { ["adapter"] = Path.GetFullPath(dir), ["classes"] = string.Join("\n", ds.ClassNames) });
+                new Dictionary<string, string> { ["format"] = FeaturesFormat, ["adapter"] = Path.GetFullPath(dir), ["classes"] = string.Join("\n", ds.ClassNames) });
             Console.WriteLine($"wrote {outPath}: features {features.ShapeString}, labels [{prepared.Count}]");
             return 0;
         })));
         return cmd;
     }
+
+    const string FeaturesFormat = "mlnet-memorytokens-features/1";
+
+    /// <summary>A features file of ours: its metadata has our format (or, written before it had one, the adapter and classes keys).</summary>
+    static readonly FileArtifact FeaturesFile = new("a features file", path =>
+        SafeTensorsFile.ReadMetadata(path) is var m && (m.TryGetValue("format", out var f) ? f.StartsWith("mlnet-memorytokens-features/", StringComparison.Ordinal)
+                                                                                             : m.ContainsKey("adapter") && m.ContainsKey("classes")));
 }

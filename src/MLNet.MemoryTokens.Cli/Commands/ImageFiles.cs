@@ -11,7 +11,7 @@ internal static class ImageFiles
         foreach (var input in inputs)
         {
             if (Directory.Exists(input))
-                files.AddRange(Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
+                files.AddRange(MLNet.MemoryTokens.IO.FolderWalk.Files(input)   // each folder once: a symlink loop does not repeat images
                     .Where(f => Extensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal));
             else if (File.Exists(input)) files.Add(input);
             else throw new FileNotFoundException($"Image file or folder '{input}' does not exist.", input);

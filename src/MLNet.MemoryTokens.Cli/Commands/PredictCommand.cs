@@ -26,19 +26,19 @@ internal static class PredictCommand
             int k = r.GetValue(topK);
             if (k < 1) throw new ArgumentException($"--top-k must be at least 1, got {k}.");
             int batchSize = r.GetValue(batch);
-            if (batchSize < 1) throw new ArgumentException($"--batch must be at least 1, got {batchSize}.");
+            Limits.Check("--batch", batchSize, 1, Limits.MaxBatch);
             var files = ImageFiles.Expand(r.GetValue(images)!);
             if (files.Count == 0) throw new ArgumentException("No image files found in the given folders.");
             if (r.GetValue(adapter) is string dir)
             {
-                var a = MLNet.MemoryTokens.Tuning.Adapter.Load(dir);
-                var bb = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
+                var a = CommonOptions.LoadAdapter(r, dir);
+                var bb = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
                 var tuned = a.CreateModel(bb, dir);
                 var names = r.GetValue(labels) is FileInfo f ? LoadLabels(f, a.Config.ClassLabels.Length) : a.Config.ClassLabels;
                 return Predict(new Backbone(bb.Model, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, bb.Source, bb.Fingerprint),
                     x => tuned.Forward(x, keepForBackward: false), files, names, k, batchSize, r.GetValue(json));
             }
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize) });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize) }));
             if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter to predict a trained task.");
             return Predict(backbone, backbone.Model.Forward, files, LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses), k, batchSize, r.GetValue(json));
         }));
@@ -71,10 +71,10 @@ internal static class PredictCommand
                 catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException) { errors[i] = e.Message; }
             });
             var ok = Enumerable.Range(0, chunk.Count).Where(i => decoded[i] is not null).ToList();
-            foreach (var i in Enumerable.Range(0, chunk.Count).Where(i => errors[i] is not null))
+            foreach (var i in Enumerable.Range(0, chunk.Count))
             {
-                failures++;
-                Console.Error.WriteLine($"error: {errors[i]}");
+                if (errors[i] is not null) { failures++; Console.Error.WriteLine($"error: {errors[i]}"); }
+                else if (decoded[i]?.Warning is string warning) Console.Error.WriteLine($"warning: {chunk[i]}: {warning}");
             }
             if (ok.Count == 0) continue;
             var x = backbone.PreprocessImages(ok.Select(i => decoded[i]!).ToList());
@@ -96,6 +96,7 @@ internal static class PredictCommand
                         Console.WriteLine($"{(rank == 0 ? Shorten(file, 40) : ""),-40} {rank + 1,4} {top[rank],6} {probs[top[rank]],11:F4}  {labels?[top[rank]] ?? ""}");
             }
         }
+        if (failures > 0) Console.Error.WriteLine($"error: {failures} of {files.Count} images could not be read (each named above); the others were predicted.");
         return failures == 0 ? 0 : 1;
     }
 

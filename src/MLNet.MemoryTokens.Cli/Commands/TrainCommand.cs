@@ -42,6 +42,7 @@ internal static class TrainCommand
         var smoothing = new Option<float>("--label-smoothing") { DefaultValueFactory = _ => 0.1f };
         var clip = new Option<float>("--clip-norm") { Description = "Global gradient-norm clip (0: off).", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var divergence = new Option<double>("--divergence-factor") { Description = "Stop when the smoothed loss rises above this many times its start (0: only on a non-finite loss).", DefaultValueFactory = _ => 3 };
         var valFraction = new Option<double>("--validation-fraction") { DefaultValueFactory = _ => 0.1 };
         var imageSize = new Option<int?>("--image-size") { Description = "Input size (position embedding resampled), e.g. 112." };
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "Save the resumable training state here after every epoch." };
@@ -52,7 +53,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed,
+            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed, divergence,
             valFraction, imageSize, checkpointDir, resume, output, plot, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -63,12 +64,18 @@ internal static class TrainCommand
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
                 QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
                 GroupLasso = r.GetValue(groupLasso), KeepFeatureFraction = r.GetValue(keepFeatures),
-                Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(Adapter.Load).ToArray(),
+                Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(e => CommonOptions.LoadAdapter(r, e)).ToArray(),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },
             };
+            tuning.Validate();   // sizes and limits before anything is read
+            // every output checked before anything is loaded: an --out holding anything but an adapter of ours (or nothing) is
+            // refused, never replaced; a folder that cannot be written is found now, not after the training
+            var outDir = r.GetValue(output)!;
+            Adapter.EnsureCanSave(outDir);
+            TrainingOutputs.EnsureWritable(tuning, new TrainingOptions { CheckpointDirectory = r.GetValue(checkpointDir) });
             var train = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var val = r.GetValue(validationData) is string v ? DataOptions.Open(v, null) : null;
-            var backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true });
+            var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize), DropHead = true }));
             bool asJson = r.GetValue(json);
             var progress = new ProgressPrinter(asJson);
             var options = new TrainingOptions
@@ -76,12 +83,14 @@ internal static class TrainCommand
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch),
                 Optimizer = r.GetValue(optimizer) == "sgd" ? OptimizerKind.Sgd : OptimizerKind.AdamW, WeightDecay = r.GetValue(weightDecay),
                 WarmupEpochs = r.GetValue(warmup), LabelSmoothing = r.GetValue(smoothing), GradientClipNorm = r.GetValue(clip), Seed = r.GetValue(seed),
+                DivergenceFactor = r.GetValue(divergence),
                 ValidationFraction = r.GetValue(valFraction), CheckpointDirectory = r.GetValue(checkpointDir), Resume = r.GetValue(resume),
                 Progress = progress, CancellationToken = ct,
             };
-            var result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options));
-            var outDir = r.GetValue(output)!;
-            result.Adapter.Save(outDir);
+            TrainingResult result;
+            try { result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options)); }
+            catch (TrainingDivergedException e) { throw new TrainingDivergedException($"{e.Message} Nothing was saved: '{outDir}' is as it was."); }
+            if (result.Adapter.Save(outDir) is string warning) Console.Error.WriteLine($"warning: {warning}");
             string? curve = null;
             if (r.GetValue(plot) ?? (!asJson && !Console.IsOutputRedirected))
                 curve = PlotFiles.Save(TrainingCurvePlot.Create(result.History, $"{r.GetValue(method)} on {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r.GetValue(data)!)))}"),
@@ -121,6 +130,7 @@ internal static class TrainCommand
 
         public void Report(TrainingProgress p)
         {
+            if (p.Phase == "warning") { Console.Error.WriteLine($"warning: {p.Message}"); return; }   // on stderr, even with --json
             if (quiet) return;
             if (_bar is not null)
             {
@@ -134,6 +144,7 @@ internal static class TrainCommand
                 else if (p.Phase is "cache" or "resume" or "compress") AnsiConsole.MarkupLine(Markup.Escape(p.Message ?? ""));
                 return;
             }
+            if (p.Phase == "warning") { Console.Error.WriteLine($"warning: {p.Message}"); return; }
             if (p.Phase == "epoch") Console.WriteLine(EpochLine(p));
             else if (p.Phase is "prepare" or "resume" or "cache" or "compress") Console.WriteLine(p.Message);
         }

@@ -17,7 +17,7 @@ namespace MLNet.MemoryTokens.ML;
 /// the original head's column therefore holds the backbone's logits (or their softmax) on those same inputs.</remarks>
 public sealed class MultiTaskScoringTransformer : ImageScoringTransformer
 {
-    const string ManifestFile = "multitask.json";
+    const string ManifestFile = MultiTaskFolder.ManifestFile;
     static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
 
     readonly MemoryTokenTask[] _tasks;
@@ -40,17 +40,19 @@ public sealed class MultiTaskScoringTransformer : ImageScoringTransformer
     public bool ApplySoftmax { get; }
     public MultiTaskMode Mode { get; }
 
-    sealed record Manifest(string ImageColumn, string? ImageFolder, string? OriginalScoreColumn, bool ApplySoftmax, MultiTaskMode Mode, int BatchSize, TaskEntry[] Tasks);
+    sealed record Manifest(string ImageColumn, string? ImageFolder, string? OriginalScoreColumn, bool ApplySoftmax, MultiTaskMode Mode, int BatchSize, TaskEntry[] Tasks,
+        string Format = MultiTaskFolder.CurrentFormat);
     sealed record TaskEntry(string Name, string Folder, string OutputColumn);
 
     /// <summary>Writes <c>multitask.json</c> and one adapter folder per task into <paramref name="directory"/>; load it with
-    /// <c>mlContext.Transforms.LoadMemoryTokenTasks</c>.</summary>
-    public void SaveAdapters(string directory) => AtomicFolder.Write(directory, staging =>
+    /// <c>mlContext.Transforms.LoadMemoryTokenTasks</c>. Replaces only an empty folder or a multi-task folder written here
+    /// (anything else: an <see cref="MLNet.MemoryTokens.IO.OutputRefusedException"/>, nothing touched).</summary>
+    public void SaveAdapters(string directory) => MLNet.MemoryTokens.IO.AtomicFolder.Write(directory, MultiTaskFolder.Kind, "multi-task folder", staging =>
     {
         var entries = _tasks.Select((t, i) => new TaskEntry(t.Name, $"task{i}", t.OutputColumnName)).ToArray();
         for (int i = 0; i < _tasks.Length; i++) _tasks[i].Adapter.Save(Path.Combine(staging, entries[i].Folder));
         var manifest = new Manifest(ImageColumnName, _scorer.Input.ImageFolder, OriginalScoreColumnName, ApplySoftmax, Mode, _scorer.BatchSize, entries);
-        File.WriteAllText(Path.Combine(staging, ManifestFile), JsonSerializer.Serialize(manifest, Json));
+        MLNet.MemoryTokens.IO.AtomicFile.Write(Path.Combine(staging, ManifestFile), s => JsonSerializer.Serialize(s, manifest, Json));
     });
 
     internal static MultiTaskScoringTransformer Load(string directory, Backbone? backbone, string? backbonePath)

@@ -31,13 +31,13 @@ internal static class PipelinePersistence
         ArgumentNullException.ThrowIfNull(inputSchema);
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var segments = Segments(Flatten(model));
-        var temp = Path.GetFullPath(path) + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        MLNet.MemoryTokens.IO.OwnedOutput.EnsureWritable(path, ModelFile, "model");   // a file that is not one of our model zips is never replaced
         var scratch = Directory.CreateTempSubdirectory("mmt-save-").FullName;
         try
         {
-            using (var file = File.Create(temp))
-            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+            MLNet.MemoryTokens.IO.AtomicFile.Write(path, file =>
             {
+                using var zip = new ZipArchive(file, ZipArchiveMode.Create, leaveOpen: true);
                 var parts = new List<Part>();
                 var schema = inputSchema;
                 for (int i = 0; i < segments.Count; i++)
@@ -69,15 +69,21 @@ internal static class PipelinePersistence
                 }
                 using var manifest = zip.CreateEntry(ManifestEntry).Open();
                 JsonSerializer.Serialize(manifest, new Manifest(Format, parts.ToArray()), Json);
-            }
-            File.Move(temp, path, overwrite: true);
+            });
         }
         finally
         {
-            if (File.Exists(temp)) File.Delete(temp);
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>A zip written by <see cref="Save"/>: it holds our manifest entry.</summary>
+    internal static readonly MLNet.MemoryTokens.IO.FileArtifact ModelFile = new("a model zip (SaveWithAdapters)", path =>
+    {
+        using var stream = MLNet.MemoryTokens.IO.InputFile.OpenRead(path, MLNet.MemoryTokens.Limits.MaxCheckpointBytes, "model file");
+        using var zip = new ZipArchive(stream, ZipArchiveMode.Read);
+        return zip.GetEntry(ManifestEntry) is not null;
+    });
 
     /// <summary>Reads a zip written by <see cref="Save"/>: ML.NET's parts with <c>mlContext.Model.Load</c>, each of our components
     /// with the loader of its kind in <paramref name="loaders"/> (each saved itself: <see cref="ISavableComponent"/>).</summary>

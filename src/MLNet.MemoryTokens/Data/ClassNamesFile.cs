@@ -10,7 +10,7 @@ internal static class ClassNamesFile
         var names = new List<string>();
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         int lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in IO.InputFile.ReadLines(path, Limits.MaxTextFileBytes, "class names file"))
         {
             lineNumber++;
             string name = line.Trim();

@@ -17,6 +17,7 @@ internal static class CsvImageList
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(csvPath);
         if (!File.Exists(csvPath)) throw new FileNotFoundException($"CSV file not found: {csvPath}", csvPath);
+        IO.InputFile.Check(csvPath, Limits.MaxTextFileBytes, "image list");
         string csv = Path.GetFullPath(csvPath);
         string baseDir = Path.GetDirectoryName(csv)!;
 

@@ -15,6 +15,9 @@ internal sealed class IdxDataset : IImageDataset
         _labels = IdxFile.Read(labelsPath, rank: 1);
         int count = _images.Shape[0];
         (_height, _width) = (_images.Shape[1], _images.Shape[2]);
+        var limits = ImageDecoderLimits.Default;   // the same caps as a decoded image file
+        if (_width > limits.MaxWidth || _height > limits.MaxHeight || (long)_width * _height > limits.MaxPixels)
+            throw _images.Error(8, $"images of {_width}x{_height} exceed the image limits ({limits.MaxWidth}x{limits.MaxHeight}, {limits.MaxPixels} pixels).");
         if (_labels.Shape[0] != count)
             throw _labels.Error(4, $"{_labels.Shape[0]} labels, but {imagesPath} holds {count} images (its byte 4).");
         if (count == 0) throw new ArgumentException($"{imagesPath} holds no images.", nameof(imagesPath));
@@ -27,8 +30,9 @@ internal sealed class IdxDataset : IImageDataset
         {
             string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(imagesPath))!, ClassNamesFile.FileName);
             if (File.Exists(beside)) (classNames, namesFrom) = (ClassNamesFile.Read(beside), $"in {beside}");
-            // MNIST-style sets are digits 0-9; anything beyond gets a numeric name too rather than failing.
-            else classNames = [.. Enumerable.Range(0, Math.Max(10, maxLabel + 1)).Select(i => i.ToString())];
+            // MNIST-style sets are the digits 0-9: a label beyond is an error (a corrupt byte would otherwise widen the head
+            // silently); a classes.txt beside the images names more classes
+            else (classNames, namesFrom) = ([.. Enumerable.Range(0, 10).Select(i => i.ToString())], $"0-9 of an IDX set without a {ClassNamesFile.FileName} (put one beside the images to name more classes)");
         }
         if (maxLabel >= classNames.Count)
         {

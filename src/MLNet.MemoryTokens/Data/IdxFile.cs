@@ -39,9 +39,15 @@ internal sealed class IdxFile
     public static IdxFile Read(string path, int rank)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"IDX file not found: {path}", path);
-        byte[] raw = File.ReadAllBytes(path);
+        byte[] raw = IO.InputFile.ReadAllBytes(path, Limits.MaxIdxBytes, "IDX file");
+        return Parse(path, raw, rank);
+    }
+
+    /// <summary>An IDX file's bytes as read from <paramref name="path"/> (gzipped or not), validated.</summary>
+    internal static IdxFile Parse(string path, byte[] raw, int rank)
+    {
         bool gzipped = raw.Length >= 2 && raw[0] == 0x1F && raw[1] == 0x8B;
-        return new IdxFile(path, gzipped ? Gunzip(raw, path) : raw, gzipped, rank);
+        return new IdxFile(path, gzipped ? Gunzip(raw, path, rank) : raw, gzipped, rank);
     }
 
     /// <summary>An error about this file at <paramref name="offset"/>.</summary>
@@ -68,10 +74,10 @@ internal sealed class IdxFile
             // The item count may be 0 (the dataset layer reports that); an image side of 0 or any negative size is corrupt.
             if (shape[d] < 0 || (shape[d] == 0 && d > 0))
                 throw Error(offset, $"dimension {d} has size {shape[d]}.");
-            elements *= shape[d];
+            elements = Limits.Product(elements, shape[d]);   // saturates: three int sizes overflow a long
         }
 
-        long expected = DataOffset + elements;
+        long expected = elements > long.MaxValue - DataOffset ? long.MaxValue : DataOffset + elements;
         if (b.Length < expected)
         {
             long perItem = rank == 1 ? 1 : elements / Math.Max(shape[0], 1);
@@ -96,16 +102,36 @@ internal sealed class IdxFile
         };
     }
 
-    static byte[] Gunzip(byte[] raw, string path)
+    /// <summary>Decompresses no more than the header says the file holds (plus one byte, to report trailing data), and no
+    /// more than <see cref="Limits.MaxIdxBytes"/>: a gzip bomb stops at its header.</summary>
+    static byte[] Gunzip(byte[] raw, string path, int rank)
     {
         try
         {
             using var gzip = new GZipStream(new MemoryStream(raw), CompressionMode.Decompress);
-            using var output = new MemoryStream(raw.Length * 4);
-            gzip.CopyTo(output);
+            var header = new byte[4 + 4 * Math.Clamp(rank, 0, 255)];
+            int got = gzip.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+            long total = header.Length;   // a wrong magic is reported from the header alone
+            if (got == header.Length && header[0] == 0 && header[1] == 0 && header[3] == rank)
+            {
+                long elements = 1;
+                for (int d = 0; d < rank; d++) elements = Limits.Product(elements, Math.Max(0, BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(4 + 4 * d))));
+                total = elements > Limits.MaxIdxBytes ? long.MaxValue : header.Length + elements;
+            }
+            if (total > Limits.MaxIdxBytes)
+            {
+                string message = $"{path}: the header declares more than {Limits.MaxIdxBytes:N0} bytes after gunzip, the limit for IDX files.";
+                throw new InvalidDataException(message, new LimitExceededException(message));
+            }
+            var output = new MemoryStream();
+            output.Write(header, 0, got);
+            var chunk = new byte[1 << 16];
+            int n;
+            while (output.Length <= total && (n = gzip.Read(chunk, 0, (int)Math.Min(chunk.Length, total + 1 - output.Length))) > 0)
+                output.Write(chunk, 0, n);   // one byte past the declared size is enough to report trailing data
             return output.ToArray();
         }
-        catch (Exception e) when (e is InvalidDataException or IOException)
+        catch (Exception e) when (e is InvalidDataException or IOException && e.InnerException is not LimitExceededException)
         {
             throw new InvalidDataException($"{path}: corrupt gzip data ({e.Message}).", e);
         }

@@ -30,7 +30,7 @@ public static class ImageDatasets
     /// <summary>
     /// An IDX pair in the MNIST format: images <c>[N, H, W]</c> unsigned bytes (grayscale, replicated to RGB) and labels
     /// <c>[N]</c>. Either may be gzipped (detected by content). Class names: <paramref name="classNames"/>, else a
-    /// classes.txt beside the images, else "0".."9" (further digits if a label exceeds 9). Both files are read into memory.
+    /// classes.txt beside the images, else the digits "0".."9" (a label beyond 9 is then refused). Both files are read into memory.
     /// </summary>
     public static IImageDataset FromIdx(string imagesPath, string labelsPath, IReadOnlyList<string>? classNames = null)
     {

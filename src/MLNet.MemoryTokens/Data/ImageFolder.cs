@@ -47,10 +47,9 @@ internal static class ImageFolder
     /// <summary>Image files anywhere below <paramref name="dir"/>, sorted by their path relative to it.</summary>
     static List<string> ImagesUnder(string dir)
     {
-        // Skip attributes are cleared so Windows and Unix see the same files; dot-names are filtered by hand below.
-        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false };
+        // Every folder entered once (a symlink loop ends, never repeats images); dot-names are filtered by hand below.
         var found = new List<(string Key, string Path)>();
-        foreach (var path in Directory.EnumerateFiles(dir, "*", options))
+        foreach (var path in IO.FolderWalk.Files(dir))
         {
             if (!Extensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase)) continue;
             string relative = Path.GetRelativePath(dir, path).Replace('\\', '/');

@@ -14,10 +14,13 @@ public sealed class PreparedImages
     readonly byte[] _pixels;
     readonly PreprocessConfig _preprocess;
 
-    PreparedImages(byte[] pixels, int[] labels, int size, IReadOnlyList<string> classes, PreprocessConfig preprocess)
+    PreparedImages(byte[] pixels, int[] labels, int size, IReadOnlyList<string> classes, PreprocessConfig preprocess, IReadOnlyList<string>? warnings = null)
     {
-        _pixels = pixels; Labels = labels; Size = size; ClassNames = classes; _preprocess = preprocess;
+        _pixels = pixels; Labels = labels; Size = size; ClassNames = classes; _preprocess = preprocess; Warnings = warnings ?? [];
     }
+
+    /// <summary>What decoding noticed but did not refuse, one line per image (a truncated JPEG decoded as libjpeg does).</summary>
+    public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>Decodes and resizes every image (in parallel). Training and evaluation images are resized to the input size
     /// directly (crop fraction 1: the whole image, as the task data was collected) unless <paramref name="preprocess"/> says otherwise.</summary>
@@ -25,8 +28,14 @@ public sealed class PreparedImages
     {
         int n = dataset.Count, s = preprocess.InputSize, plane = s * s * 3;
         if (n == 0) throw new ArgumentException("The dataset has no images.");
+        Limits.Check("The image size", s, 1, Limits.MaxImageSize);
+        if ((long)n * plane > Array.MaxLength)
+            throw new LimitExceededException($"{n} images at {s}×{s} need {(long)n * plane:N0} bytes, more than one array holds ({Array.MaxLength:N0}): use fewer images (--limit) or a smaller image size.");
         var pixels = new byte[(long)n * plane];
         var labels = new int[n];
+        // every bad image is named once, all of them together, rather than the run stopping at the first
+        var failures = new System.Collections.Concurrent.ConcurrentBag<(int Index, string Message, Exception? Error)>();
+        var warnings = new System.Collections.Concurrent.ConcurrentBag<(int Index, string Message)>();
         Parallelism.ForChunks(n, 16, (start, end) =>
         {
             for (int i = start; i < end; i++)
@@ -34,14 +43,29 @@ public sealed class PreparedImages
                 cancel.ThrowIfCancellationRequested();
                 labels[i] = dataset.LabelOf(i);
                 if ((uint)labels[i] >= (uint)dataset.ClassNames.Count)
-                    throw new InvalidDataException($"{dataset.SourceOf(i)}: label {labels[i]} is outside the {dataset.ClassNames.Count} classes.");
-                var img = dataset.Load(i);
+                {
+                    failures.Add((i, $"{dataset.SourceOf(i)}: label {labels[i]} is outside the {dataset.ClassNames.Count} classes.", null));
+                    continue;
+                }
+                RgbImage img;
+                try { img = dataset.Load(i); }
+                catch (ImageDecodeException e) { failures.Add((i, e.Message, e)); continue; }
+                if (img.Warning is string warning) warnings.Add((i, $"{dataset.SourceOf(i)}: {warning}"));
                 int scale = (int)Math.Floor(s / preprocess.CropFraction);
                 var resized = ImageTransforms.CenterCrop(ImageTransforms.ResizeShorterSide(img, scale, preprocess.Interpolation), s, s);
                 resized.Pixels.AsSpan(0, plane).CopyTo(pixels.AsSpan((int)((long)i * plane), plane));
             }
         });
-        return new PreparedImages(pixels, labels, s, dataset.ClassNames, preprocess);
+        if (!failures.IsEmpty)
+        {
+            var sorted = failures.OrderBy(f => f.Index).ToList();
+            if (sorted is [{ Error: { } only }]) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(only);   // one bad image: its own error
+            const int Shown = 20;
+            throw new InvalidDataException($"{sorted.Count} of {n} images could not be used; fix or remove them:" + Environment.NewLine +
+                string.Join(Environment.NewLine, sorted.Take(Shown).Select(f => "  " + f.Message)) +
+                (sorted.Count > Shown ? $"{Environment.NewLine}  … and {sorted.Count - Shown} more" : ""), sorted[0].Error);
+        }
+        return new PreparedImages(pixels, labels, s, dataset.ClassNames, preprocess, warnings.OrderBy(w => w.Index).Select(w => w.Message).ToArray());
     }
 
     /// <summary>SHA-256 of the prepared pixels, labels and normalisation (hex, first 32 digits): identifies the data a cache was built from.</summary>

@@ -16,10 +16,15 @@ public static class AtomicFile
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                write(stream);
+                write(FaultInjection.Value?.Invoke(target, stream) ?? stream);
                 stream.Flush(flushToDisk: true);  // the data must be durable before the rename makes it visible
             }
             File.Move(temp, target, overwrite: true);
+        }
+        catch (OperationCanceledException)
+        {
+            TryDelete(temp);   // cancelled part-way: nothing of this write stays, the previous file is unchanged
+            throw;
         }
         catch (Exception ex)
         {
@@ -29,6 +34,10 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Test seam: wraps the stream of each write on this async flow (how the fault tests make a disk fill up or a save
+    /// get cancelled part-way). Never set outside tests.</summary>
+    internal static readonly AsyncLocal<Func<string, Stream, Stream>?> FaultInjection = new();
+
     static void TryDelete(string temp)
     {
         try { File.Delete(temp); }
@@ -37,7 +46,7 @@ public static class AtomicFile
     }
 
     /// <summary>ENOSPC (28) on Unix; ERROR_DISK_FULL (0x70) or ERROR_HANDLE_DISK_FULL (0x27) on Windows.</summary>
-    static bool IsDiskFull(Exception ex)
+    internal static bool IsDiskFull(Exception ex)
     {
         for (var e = ex; e is not null; e = e.InnerException)
         {

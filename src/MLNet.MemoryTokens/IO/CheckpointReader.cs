@@ -37,6 +37,7 @@ public static class CheckpointReader
     static Format Sniff(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        InputFile.Check(path, Limits.MaxCheckpointBytes, "checkpoint");
         Span<byte> head = stackalloc byte[9];
         int n;
         using (var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read))

@@ -88,7 +88,7 @@ internal static partial class NpyArray
             if (!int.TryParse(dims[i].TrimEnd('L'), out shape[i]) || shape[i] < 0)
                 throw bad($"shape ({shapeText.Groups[1].Value}) is not a tuple of non-negative integers", null);
             count *= shape[i];
-            if (count > Array.MaxLength) throw bad($"shape ({shapeText.Groups[1].Value}) has more elements than one array can hold", null);
+            if (count > Limits.MaxTensorElements) throw bad($"shape ({shapeText.Groups[1].Value}) has more than {Limits.MaxTensorElements:N0} elements, the limit for one tensor", null);
         }
         return (type, fortran.Groups[1].Value == "True", shape, count);
     }

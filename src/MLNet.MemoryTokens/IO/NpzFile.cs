@@ -14,6 +14,7 @@ public static class NpzFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ElementConversion.EnsureLittleEndianHost();
+        InputFile.Check(path, Limits.MaxCheckpointBytes, "checkpoint");
         ZipArchive? zip = null;
         IReadOnlyList<ZipArchiveEntry> entries;
         try

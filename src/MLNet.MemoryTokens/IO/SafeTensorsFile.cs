@@ -26,11 +26,36 @@ public sealed class SafeTensorsFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ElementConversion.EnsureLittleEndianHost();
+        InputFile.Check(path, Limits.MaxCheckpointBytes, "safetensors file");
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var (header, dataStart, length) = ReadHeaderBytes(file, path);
+        var (entries, metadata) = SafeTensorsHeader.Parse(path, header, dataStart, length - dataStart);
+
+        var tensors = new OrderedDictionary<string, Tensor>(entries.Count);
+        foreach (var e in entries)
+            tensors.Add(e.Name, new Tensor(e.Shape, ReadData(file, e, dataStart, path)));
+        return new SafeTensorsFile(tensors, metadata);
+    }
+
+    /// <summary>The header's <c>__metadata__</c> strings only, without reading any tensor data.</summary>
+    /// <exception cref="CheckpointException">The file is truncated or its header is corrupt.</exception>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => ReadHeader(path).Metadata;
+
+    /// <summary>The tensors' names, dtypes and shapes, and the metadata, without reading any tensor data.</summary>
+    internal static (List<SafeTensorsEntry> Entries, Dictionary<string, string> Metadata) ReadHeader(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        InputFile.Check(path, Limits.MaxCheckpointBytes, "safetensors file");
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var (header, dataStart, length) = ReadHeaderBytes(file, path);
+        return SafeTensorsHeader.Parse(path, header, dataStart, length - dataStart);
+    }
+
+    static (byte[] Header, long DataStart, long Length) ReadHeaderBytes(SafeFileHandle file, string path)
+    {
         long length = RandomAccess.GetLength(file);
         if (length < 8)
             throw new CheckpointException(path, $"file ends at byte offset {length}, too short for the 8-byte safetensors header length", byteOffset: length);
-
         Span<byte> prefix = stackalloc byte[8];
         ReadExactly(file, prefix, 0, path, "the header length");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
@@ -42,16 +67,9 @@ public sealed class SafeTensorsFile
             throw new CheckpointException(path,
                 $"file is truncated at byte offset {length}: header length {headerLength} (bytes 0-7) needs the file to run to {8 + (long)headerLength}",
                 byteOffset: length);
-
         var header = new byte[headerLength];
         ReadExactly(file, header, 8, path, "the header");
-        long dataStart = 8 + (long)headerLength;
-        var (entries, metadata) = SafeTensorsHeader.Parse(path, header, dataStart, length - dataStart);
-
-        var tensors = new OrderedDictionary<string, Tensor>(entries.Count);
-        foreach (var e in entries)
-            tensors.Add(e.Name, new Tensor(e.Shape, ReadData(file, e, dataStart, path)));
-        return new SafeTensorsFile(tensors, metadata);
+        return (header, 8 + (long)headerLength, length);
     }
 
     static float[] ReadData(SafeFileHandle file, SafeTensorsEntry e, long dataStart, string path)

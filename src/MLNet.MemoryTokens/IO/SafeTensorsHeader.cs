@@ -97,8 +97,8 @@ internal static class SafeTensorsHeader
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
                 throw Bad($"shape {shapeEl.GetRawText()} is not a list of integers");
             if (dim < 0) throw Bad($"shape {shapeEl.GetRawText()} has a negative dimension");
-            if (dim > int.MaxValue || (dim != 0 && count > Array.MaxLength / dim))
-                throw Bad($"shape {shapeEl.GetRawText()} has more elements than one array can hold");
+            if (dim > int.MaxValue || (dim != 0 && count > Limits.MaxTensorElements / dim))
+                throw Bad($"shape {shapeEl.GetRawText()} has more than {Limits.MaxTensorElements:N0} elements, the limit for one tensor");
             shape[i++] = (int)dim;
             count *= dim;
         }

@@ -16,7 +16,7 @@ public static class ImageDecoder
         byte[] data;
         try
         {
-            data = File.ReadAllBytes(path);
+            data = IO.InputFile.ReadAllBytes(path, Limits.MaxImageFileBytes, "image");   // regular files only, within the size limit
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -50,6 +50,9 @@ internal sealed class JpegDecoder
     int adobeTransform = -1;
     int scanCount;
     int eobRun;
+    /// <summary>The data ran out before the image was complete (no EOI, a cut trailer, or entropy data that ran dry): decoded
+    /// as libjpeg does, and reported as a warning, as libjpeg's "Premature end of JPEG file".</summary>
+    bool incomplete;
 
     /// <summary>EXIF orientation found in APP1 (1 when absent).</summary>
     public int Orientation { get; private set; } = 1;
@@ -64,7 +67,10 @@ internal sealed class JpegDecoder
     {
         var decoder = new JpegDecoder(source, limits);
         var image = decoder.Run(data);
-        return applyExif ? ExifOrientation.Apply(image, decoder.Orientation) : image;
+        image = applyExif ? ExifOrientation.Apply(image, decoder.Orientation) : image;
+        return decoder.incomplete
+            ? new RgbImage(image.Width, image.Height, image.Pixels) { Warning = "JPEG: the data ends before the image is complete (a truncated or damaged file); decoded as libjpeg does, the missing part grey" }
+            : image;
     }
 
     ImageDecodeException Error(int offset, string what) => new(source, $"JPEG: {what} (at byte offset {offset})");
@@ -83,7 +89,7 @@ internal sealed class JpegDecoder
             // Bytes between segments are junk (libjpeg warns and skips them); 0xFF runs are fill bytes before a marker.
             while (pos < data.Length && data[pos] != 0xFF) pos++;
             while (pos < data.Length && data[pos] == 0xFF) pos++;
-            if (pos >= data.Length) break; // no EOI: tolerated, as libjpeg does for truncated files
+            if (pos >= data.Length) { incomplete = true; break; } // no EOI: tolerated, as libjpeg does for truncated files (with a warning)
             int marker = data[pos++];
             int markerOffset = pos - 2;
             if (marker == 0xD9) break;                                   // EOI
@@ -91,7 +97,7 @@ internal sealed class JpegDecoder
 
             if (pos + 2 > data.Length || pos + U16(data, pos) > data.Length)
             {
-                if (scanCount > 0) break; // a truncated trailer after image data: keep what was decoded
+                if (scanCount > 0) { incomplete = true; break; } // a truncated trailer after image data: keep what was decoded
                 throw Error(markerOffset, $"segment 0xFF{marker:X2} is truncated by the end of the file");
             }
             int length = U16(data, pos);
@@ -292,6 +298,7 @@ internal sealed class JpegDecoder
             if (restartInterval > 0 && mcu > 0 && mcu % restartInterval == 0)
             {
                 dry = !reader.ReadRestartMarker();
+                incomplete |= dry;
                 foreach (var c in scan) c.DcPred = 0;
                 eobRun = 0;
             }
@@ -306,7 +313,7 @@ internal sealed class JpegDecoder
                     for (int h = 0; h < c.H; h++)
                         DecodeBlock(ref reader, c, mx * c.H + h, my * c.V + v, ss, se, ah, al, dry, block);
             }
-            if (reader.Overrun) dry = true;
+            if (reader.Overrun) { dry = true; incomplete = true; }
         }
     }
 

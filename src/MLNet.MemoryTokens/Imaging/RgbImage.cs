@@ -27,6 +27,9 @@ public sealed class RgbImage
         Pixels = pixels ?? new byte[length];
     }
 
+    /// <summary>What the decoder noticed but did not refuse (a truncated JPEG decoded as libjpeg does), or null.</summary>
+    public string? Warning { get; init; }
+
     /// <summary>Bytes per row (<c>Width * 3</c>).</summary>
     public int Stride => Width * 3;
 

@@ -22,10 +22,12 @@ public static unsafe class Attention
 
         internal void Validate(long qkvLength)
         {
+            // 64-bit sums and products: an int sum of two huge starts wrapped negative and passed
             if (Batch < 0 || SeqLen < 0 || Heads <= 0 || HeadDim <= 0 || Queries < 0 || Keys <= 0 || QueryStart < 0 || KeyStart < 0
-                || QueryStart + Queries > SeqLen || KeyStart + Keys > SeqLen)
+                || (long)QueryStart + Queries > SeqLen || (long)KeyStart + Keys > SeqLen || (long)Heads * HeadDim * 3 > int.MaxValue)
                 throw new ArgumentException($"Invalid attention layout {this}.");
-            if (qkvLength < (long)Batch * SeqLen * 3 * Dim) throw new ArgumentException($"qkv has {qkvLength} elements; layout {this} needs {(long)Batch * SeqLen * 3 * Dim}.");
+            long need = Limits.Product(Batch, SeqLen, 3L * Dim);
+            if (qkvLength < need) throw new ArgumentException($"qkv has {qkvLength} elements; layout {this} needs {need}.");
         }
     }
 
@@ -55,12 +57,17 @@ public static unsafe class Attention
     }
 
     /// <summary>Floats of scratch a task needs to widen the external segments.</summary>
-    static int ExternalFloats(Segment[] keys, int hd)
+    static long ExternalFloats(Segment[] keys, int hd)
     {
-        int n = 0;
-        foreach (var s in keys) if (s.Source != null) n += 2 * s.Rows * hd;
+        long n = 0;
+        foreach (var s in keys) if (s.Source != null) n = checked(n + 2L * s.Rows * hd);
         return n;
     }
+
+    /// <summary>Nq × Nk, the scores of one (sample, head) task, in 64-bit arithmetic and within <see cref="Limits.MaxTensorElements"/>:
+    /// the product overflowed an int at 65,537 tokens (a 4096-pixel input) and sized a scratch buffer far too small.</summary>
+    static long ScoreFloats(int nq, int nk) =>
+        Limits.CheckElements($"The attention scores of {nq} queries over {nk} keys", (long)nq * nk, "Lower the image size.");
 
     /// <summary>Each segment's rows of sample b, head h; external ones widened into <paramref name="widened"/>.</summary>
     static void Resolve(Segment[] keys, int b, int h, int hd, TaskKeys* into, float* widened)
@@ -99,7 +106,7 @@ public static unsafe class Attention
         int nq = layout.Queries, nk = layout.Keys, D = layout.Dim;
         if (output.Length < (long)layout.Batch * nq * D) throw new ArgumentException("Attention output too small.");
         bool keep = !probs.IsEmpty;
-        if (keep && probs.Length < (long)layout.Batch * layout.Heads * nq * nk) throw new ArgumentException("Attention probs buffer too small.");
+        if (keep && probs.Length < Limits.Product(layout.Batch, layout.Heads, nq, nk)) throw new ArgumentException("Attention probs buffer too small.");
         fixed (float* po = output) fixed (float* pp = probs) fixed (float* pq = qkv)
         {
             long seq = (long)layout.SeqLen * 3 * D;
@@ -120,7 +127,7 @@ public static unsafe class Attention
         layout.Validate(dQkv.Length);
         int nq = layout.Queries, nk = layout.Keys, D = layout.Dim;
         if (dOutput.Length < (long)layout.Batch * nq * D) throw new ArgumentException("Attention dOutput too small.");
-        if (probs.Length < (long)layout.Batch * layout.Heads * nq * nk) throw new ArgumentException("Attention probs too small: run Forward with a probs buffer.");
+        if (probs.Length < Limits.Product(layout.Batch, layout.Heads, nq, nk)) throw new ArgumentException("Attention probs too small: run Forward with a probs buffer.");
         fixed (float* pdq = dQkv) fixed (float* pdo = dOutput) fixed (float* pp = probs) fixed (float* pq = qkv)
         {
             long seq = (long)layout.SeqLen * 3 * D, k0 = (long)layout.KeyStart * 3 * D, q0 = (long)layout.QueryStart * 3 * D;
@@ -138,7 +145,7 @@ public static unsafe class Attention
         public readonly long OutBatchStride = outBatchStride, QBatchStride = qBatchStride;
         public readonly int OutRow = outRow, QRow = qRow, Queries = nq;
         public readonly Segment[] Keys = keys;
-        public int KeyRows { get { int n = 0; foreach (var s in Keys) n += s.Rows; return n; } }
+        public int KeyRows { get { int n = 0; foreach (var s in Keys) n = checked(n + s.Rows); return n; } }
     }
 
     /// <summary>Segmented forward of one group. q: query rows (row stride qRow, batch stride qBatchStride); out: rows at stride outRow.</summary>
@@ -152,9 +159,11 @@ public static unsafe class Attention
     internal static void Forward(ForwardGroup[] groups, int batch, int heads, int hd)
     {
         float scale = 1f / MathF.Sqrt(hd);
-        int external = 0, maxQueries = 0;
+        long external = 0;
+        int maxQueries = 0;
         foreach (var g in groups) { external = Math.Max(external, ExternalFloats(g.Keys, hd)); maxQueries = Math.Max(maxQueries, g.Queries); }
         var nks = groups.Select(g => g.KeyRows).ToArray();
+        var scores = groups.Select((g, i) => ScoreFloats(g.Queries, nks[i])).ToArray();   // checked before any task runs
         int maxSegments = groups.Max(g => g.Keys.Length);
         void Task(int task)
         {
@@ -169,7 +178,7 @@ public static unsafe class Attention
                 float* qp = g.Q + b * g.QBatchStride + h * hd;
                 float* o = g.Output + b * g.OutBatchStride + h * hd;
                 int outRow = g.OutRow, qRow = g.QRow;
-                float[]? rented = g.Probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, nq * nk) : null;
+                float[]? rented = g.Probs == null ? Scratch.Get(Scratch.Slot.AttentionScores, scores[gi]) : null;
                 float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
                 fixed (float* scratch = rented) fixed (float* wide = widened)
                 {
@@ -209,10 +218,10 @@ public static unsafe class Attention
         float* q, int qRow, long qBatchStride, int nq, Segment[] keys, GradSegment[] dKeys, int batch, int heads, int hd)
     {
         int D = heads * hd, nk = 0;
-        foreach (var s in keys) nk += s.Rows;
+        foreach (var s in keys) nk = checked(nk + s.Rows);
         float scale = 1f / MathF.Sqrt(hd);
         if (nq == 0) return;
-        int external = ExternalFloats(keys, hd);
+        long external = ExternalFloats(keys, hd), scores = ScoreFloats(nq, nk);
         void Task(int task)
         {
             int b = task / heads, h = task % heads;
@@ -220,7 +229,7 @@ public static unsafe class Attention
             float* dqp = dq + b * dqBatchStride + h * hd;
             float* dO = dOutput + b * dOutBatchStride + h * hd;
             float* p = probs + (long)task * nq * nk;
-            float[] rented = Scratch.Get(Scratch.Slot.AttentionScores, nq * nk);
+            float[] rented = Scratch.Get(Scratch.Slot.AttentionScores, scores);
             float[]? widened = external > 0 ? Scratch.Get(Scratch.Slot.ExternalKeyValues, external) : null;
             TaskKeys* tk = stackalloc TaskKeys[keys.Length];
             fixed (float* dS = rented) fixed (float* wide = widened)

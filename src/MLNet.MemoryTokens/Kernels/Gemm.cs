@@ -88,7 +88,7 @@ public static unsafe class Gemm
         var kind = Resolve(kernel);
         var tile = TileOf(kind);
         int panels = (n + tile.NR - 1) / tile.NR;
-        int packedBLength = panels * tile.NR * k;
+        long packedBLength = (long)panels * tile.NR * k;   // 64-bit: Scratch refuses it beyond the tensor limit instead of wrapping
         fixed (float* pb = Scratch.Get(Scratch.Slot.GemmPackedB, packedBLength))
         {
             PackB(transB, n, k, b, ldb, pb, tile.NR, parallel);
@@ -113,8 +113,9 @@ public static unsafe class Gemm
         var tile = TileOf(kind);
         long need = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
         if (k > 0 && n > 0 && b.Length < need) throw new ArgumentException($"B has {b.Length} elements, needs {need}.", nameof(b));
+        if (k < 0 || n < 0 || ldb < 1) throw new ArgumentOutOfRangeException(nameof(k), $"Invalid packed GEMM operand K={k} N={n} ldb={ldb}.");
         int panels = (n + tile.NR - 1) / tile.NR;
-        var data = new float[Math.Max(1, panels * tile.NR * k)];
+        var data = new float[Math.Max(1, Limits.CheckElements("A packed GEMM operand", (long)panels * tile.NR * k))];
         fixed (float* pb = b) fixed (float* pd = data) PackB(transB, n, k, pb, ldb, pd, tile.NR, parallel: false);
         return new PackedB(data, k, n, kind);
     }
@@ -334,7 +335,10 @@ public static unsafe class Gemm
         int packALength = (int)(mcPad * Math.Min(KC, k));
         // When N is split across tasks, the tasks of one M block share its A panels: pack every block once, up front.
         int kBlocks = (k + KC - 1) / KC;
-        float[]? sharedA = nSplits > 1 ? ArrayPool<float>.Shared.Rent(mBlocks * kBlocks * packALength) : null;
+        // sharing packs every block at once, sized in 64 bits: past the buffer limit (an enormous K) each task packs its own
+        long sharedLength = (long)mBlocks * kBlocks * packALength;
+        if (sharedLength > Limits.MaxTensorElements) { nSplits = 1; tasks = mBlocks; panelsPerSplit = panels; }
+        float[]? sharedA = nSplits > 1 ? ArrayPool<float>.Shared.Rent((int)sharedLength) : null;
         float* sharedBase = null;
         var sharedHandle = sharedA is null ? default : System.Runtime.InteropServices.GCHandle.Alloc(sharedA, System.Runtime.InteropServices.GCHandleType.Pinned);
         if (sharedA is not null)

@@ -76,6 +76,9 @@ public static unsafe class LayerNorm
         Check(dOutput.Length, input.Length, rows, channels);
         if (!dInput.IsEmpty && dInput.Length < (long)rows * channels) throw new ArgumentException("dInput too small.");
         if (mean.Length < rows || rstd.Length < rows) throw new ArgumentException("mean/rstd need one entry per row (run Forward with them).");
+        // raw pointers below: the weight and the weight gradients must cover every channel
+        if (weight.Length < channels || (!dWeight.IsEmpty && dWeight.Length < channels) || (!dBias.IsEmpty && dBias.Length < channels))
+            throw new ArgumentException($"LayerNorm weight and its gradients need {channels} elements.");
         bool wantW = !dWeight.IsEmpty, wantB = !dBias.IsEmpty, wantX = !dInput.IsEmpty;
         fixed (float* pdi = dInput) fixed (float* pdw = dWeight) fixed (float* pdb = dBias) fixed (float* pdo = dOutput)
         fixed (float* pi = input) fixed (float* pw = weight) fixed (float* pm = mean) fixed (float* ps = rstd)

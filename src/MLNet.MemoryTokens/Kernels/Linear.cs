@@ -42,7 +42,11 @@ public static unsafe class Linear
     public static void BackwardInputGelu(Span<float> dHidden, ReadOnlySpan<float> dOutput, Gemm.PackedB weightForBackward, ReadOnlySpan<float> geluDerivative, int rows)
     {
         int n = weightForBackward.N;
+        if (rows < 0) throw new ArgumentOutOfRangeException(nameof(rows));
         if (geluDerivative.Length < (long)rows * n) throw new ArgumentException($"The GELU derivative has {geluDerivative.Length} elements; [{rows}, {n}] needed.");
+        // the fused path below hands raw pointers to the GEMM: every span is checked first
+        if (dHidden.Length < (long)rows * n || dOutput.Length < (long)rows * weightForBackward.K)
+            throw new ArgumentException($"GELU backward expects dOutput [{rows}, {weightForBackward.K}] and dHidden [{rows}, {n}].");
         if (!Gemm.SupportsEpilogue(weightForBackward))
         {
             BackwardInput(dHidden, dOutput, weightForBackward, rows, accumulate: false);

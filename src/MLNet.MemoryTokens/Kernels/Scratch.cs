@@ -11,12 +11,17 @@ internal static class Scratch
 
     /// <summary>An array of at least <paramref name="length"/> floats for this thread and slot (contents undefined), pinned so
     /// callers may keep raw pointers into it while they run.</summary>
-    public static float[] Get(Slot slot, int length)
+    /// <remarks>Callers compute <paramref name="length"/> in checked 64-bit arithmetic; a length beyond
+    /// <see cref="Limits.MaxTensorElements"/> (or a negative one) is refused here, never wrapped into a smaller array that
+    /// pointer code would then run past.</remarks>
+    public static float[] Get(Slot slot, long length)
     {
+        if ((ulong)length > (ulong)Limits.MaxTensorElements)
+            throw new LimitExceededException($"A kernel's scratch buffer ({slot}) would need {length:N0} floats, beyond the limit of {Limits.MaxTensorElements:N0}.");
         var arrays = _arrays ??= new float[]?[(int)Slot.Count];
         var a = arrays[(int)slot];
         if (a is null || a.Length < length)
-            arrays[(int)slot] = a = GC.AllocateUninitializedArray<float>(Math.Max(length, (a?.Length ?? 0) * 2), pinned: true);
+            arrays[(int)slot] = a = GC.AllocateUninitializedArray<float>((int)Math.Min(Limits.MaxTensorElements, Math.Max(length, (a?.Length ?? 0) * 2L)), pinned: true);
         return a;
     }
 }

@@ -89,6 +89,7 @@ public static unsafe class Softmax
     internal static void RowBackward(Span<float> dx, ReadOnlySpan<float> p, ReadOnlySpan<float> dp, float scale)
     {
         int n = p.Length;
+        if (dx.Length < n || dp.Length < n) throw new ArgumentException("Softmax backward rows differ in length.");   // unchecked refs below
         ref float pr = ref MemoryMarshal.GetReference(p);
         ref float dpr = ref MemoryMarshal.GetReference(dp);
         ref float dxr = ref MemoryMarshal.GetReference(dx);

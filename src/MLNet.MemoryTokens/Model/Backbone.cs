@@ -14,6 +14,8 @@ public sealed record BackboneOptions
     public int? Heads { get; init; }
     /// <summary>Drop the checkpoint's classification head (features only).</summary>
     public bool DropHead { get; init; }
+    /// <summary>Load weights holding NaN or ±∞ instead of refusing them (they turn every output into NaN).</summary>
+    public bool AllowNonFiniteWeights { get; init; }
 }
 
 /// <summary>A pretrained ViT ready to use: the model at the requested input size, its preprocessing, and a fingerprint of
@@ -39,6 +41,7 @@ public sealed class Backbone
         options ??= new BackboneOptions();
         string path = ModelHub.Resolve(pathOrId);
         var sd = CheckpointReader.ReadTimmStateDict(path);
+        FiniteCheck.Ensure(sd, path, options.AllowNonFiniteWeights, "Use an intact copy of the checkpoint, or pass --allow-non-finite-weights (BackboneOptions.AllowNonFiniteWeights) to load it anyway.");
         if (options.DropHead) { sd.Remove("head.weight"); sd.Remove("head.bias"); }
         VitConfig config;
         try { config = VitConfig.FromStateDict(sd, options.Heads); }
@@ -47,6 +50,9 @@ public sealed class Backbone
         var pretrained = ModelHub.IsPath(pathOrId) ? PretrainedModels.ForFile(path, config) : PretrainedModels.Find(pathOrId) ?? PretrainedModels.ForFile(path, config);
         int size = options.ImageSize ?? config.ImageSize;
         if (size % config.PatchSize != 0) throw new ArgumentException($"Image size {size} is not a multiple of the patch size {config.PatchSize}.");
+        try { (config with { ImageSize = size }).Validate(); }   // the limits, before any resampling is paid for
+        catch (LimitExceededException) when (size != config.ImageSize) { throw; }
+        catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}", e); }
         if (size != config.ImageSize)
         {
             int g = size / config.PatchSize;

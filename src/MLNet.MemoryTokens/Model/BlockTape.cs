@@ -45,7 +45,7 @@ internal sealed class BlockTape
     /// <summary>Backward scratch shared by every block of a model (blocks run one at a time).</summary>
     public BackwardScratch Scratch = null!;
 
-    static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)n, pinned: true);
+    static float[] Pinned(long n) => GC.AllocateUninitializedArray<float>((int)Limits.CheckElements("A block's training buffer", n, "Lower the batch size or the image size."), pinned: true);
 
     bool _weightInputs;
 

@@ -37,6 +37,7 @@ internal sealed class StreamPass(VisionTransformer vit, StreamLayout layout)
     public StreamPass Begin(int batch)
     {
         if (batch == Batch) return this;
+        C.CheckBatch(batch, Layout.Rows, training: false);   // within the limits before anything is allocated (the tapes check the rest)
         int d = D;
         X = new float[(long)batch * Layout.Rows * d];
         DX = [];

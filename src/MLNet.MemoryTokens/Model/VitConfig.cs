@@ -30,6 +30,27 @@ public sealed record VitConfig
             throw new ArgumentException($"Image size {ImageSize} must be a positive multiple of patch size {PatchSize}.");
         if (Dim <= 0 || Heads <= 0 || Dim % Heads != 0) throw new ArgumentException($"Width {Dim} must be a positive multiple of heads {Heads}.");
         if (Depth <= 0 || MlpDim <= 0 || InChannels <= 0 || NumClasses < 0) throw new ArgumentException($"Invalid ViT config {this}.");
+        Limits.Check("The image size", ImageSize, PatchSize, Limits.MaxImageSize);
+        Limits.Check($"The number of patch tokens ({ImageSize}/{PatchSize})²", (int)Math.Min(int.MaxValue, (long)GridSize * GridSize), 1, Limits.MaxPatchTokens,
+            "Use a smaller image size.");
+        Limits.Check("The number of classes", NumClasses, 0, Limits.MaxClasses);
+        const string weights = "the largest weight of this ViT";
+        Limits.CheckElements(weights, Limits.Product(Math.Max(3L * Dim, MlpDim), Dim));
+        Limits.CheckElements(weights, Limits.Product(Dim, InChannels, PatchSize, PatchSize));
+        Limits.CheckElements(weights, Limits.Product(NumClasses, Dim));
+    }
+
+    /// <summary>Throws a <see cref="LimitExceededException"/> unless a forward pass of <paramref name="batch"/> images with
+    /// <paramref name="rows"/> stream rows each fits: the batch within <see cref="Limits.MaxBatch"/>, every per-layer buffer
+    /// ([B·S, max(3D, F)]) and, when <paramref name="training"/>, the attention probabilities [B, H, S, S] within
+    /// <see cref="Limits.MaxTensorElements"/>. Models call it before they allocate anything for a batch.</summary>
+    public void CheckBatch(int batch, int rows, bool training)
+    {
+        Limits.Check("The batch size", batch, 0, Limits.MaxBatch, "Use smaller batches.");
+        const string hint = "Lower the batch size or the image size.";
+        Limits.CheckElements($"A batch of {batch} at {rows} tokens per image", Limits.Product(batch, rows, Math.Max(3L * Dim, MlpDim)), hint);
+        if (training)
+            Limits.CheckElements($"The attention probabilities of a batch of {batch} at {rows} tokens", Limits.Product(batch, Heads, rows, rows), hint);
     }
 
     /// <summary>The batch size of images [B, C_in, H, W] this model takes; anything else is refused with the expected shape.</summary>
@@ -76,12 +97,19 @@ public sealed record VitConfig
         var pos = Need("pos_embed");
         if (pos.Rank != 3 || pos.Shape[2] != d) throw new ArgumentException($"pos_embed has shape {pos.ShapeString}, expected [1, N, {d}].");
         int grid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - 1));
-        if (grid * grid + 1 != pos.Shape[1]) throw new ArgumentException($"pos_embed has {pos.Shape[1]} tokens: not 1 class token + a square grid.");
+        if ((long)grid * grid + 1 != pos.Shape[1]) throw new ArgumentException($"pos_embed has {pos.Shape[1]} tokens: not 1 class token + a square grid.");
+        // depth from the highest block index present, so that a missing tensor of a middle block is named by the strict
+        // load rather than cutting the model short there (and calling the later blocks unexpected)
         int depth = 0;
-        while (sd.ContainsKey($"blocks.{depth}.attn.qkv.weight")) depth++;
+        foreach (var key in sd.Keys)
+            if (key.StartsWith("blocks.", StringComparison.Ordinal) && key.IndexOf('.', 7) is int dot and > 7
+                && int.TryParse(key.AsSpan(7, dot - 7), System.Globalization.NumberStyles.None, null, out int index) && index < 4096)
+                depth = Math.Max(depth, index + 1);
         if (depth == 0) throw new ArgumentException("Checkpoint has no blocks.0.attn.qkv.weight.");
-        int mlp = Need("blocks.0.mlp.fc1.weight").Shape[0];
-        int classes = sd.TryGetValue("head.weight", out var hw) ? hw.Shape[0] : 0;
+        var fc1 = Need("blocks.0.mlp.fc1.weight");
+        if (fc1.Rank != 2) throw new ArgumentException($"blocks.0.mlp.fc1.weight has shape {fc1.ShapeString}, expected [F, {d}].");
+        int mlp = fc1.Shape[0];
+        int classes = sd.TryGetValue("head.weight", out var hw) && hw.Rank == 2 ? hw.Shape[0] : 0;
         int h = heads ?? Math.Max(1, d / 64);
         return new VitConfig { ImageSize = grid * p, PatchSize = p, InChannels = pw.Shape[1], Dim = d, Depth = depth, Heads = h, MlpDim = mlp, NumClasses = classes, LayerNormEps = layerNormEps };
     }

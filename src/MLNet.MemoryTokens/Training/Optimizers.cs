@@ -60,6 +60,8 @@ public sealed class AdamW : Optimizer
         foreach (var p in parameters)
         {
             var w = p.Value.Data; var g = p.Grad.Data; var m = _state["m/" + p.Name].Data; var v = _state["v/" + p.Name].Data;
+            if (g.Length != w.Length || m.Length != w.Length || v.Length != w.Length)   // the update reads them with unchecked vector loads
+                throw new ArgumentException($"Parameter '{p.Name}': value, gradient and moments differ in length.");
             float decay = Decays(p) ? 1f - lr * _weightDecay : 1f;
             // full fine-tuning updates 5.5 M values a step: in chunks on every core, 16 lanes at a time (the lanes do the
             // scalar loop's operations in its order, no fused multiply-adds: the same bits either way)

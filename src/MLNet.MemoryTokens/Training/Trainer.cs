@@ -22,10 +22,12 @@ public static class Trainer
     {
         tuning.Validate();
         options.Validate();
+        TrainingOutputs.EnsureWritable(tuning, options);   // before hours of work, not after
         var cancel = options.CancellationToken;
         var preprocess = TrainingPreprocess(backbone);
         Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
         var all = PreparedImages.From(train, preprocess, cancel);
+        foreach (var warning in all.Warnings) Report(options, new TrainingProgress("warning", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: warning));
         PreparedImages trainSet;
         PreparedImages? valSet = null;
         if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
@@ -47,6 +49,7 @@ public static class Trainer
     {
         tuning.Validate(backbone);
         options.Validate();
+        TrainingDataCheck.Check(trainSet);
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;
         if (valSet is { Count: 0 }) valSet = null;
@@ -59,7 +62,7 @@ public static class Trainer
         var optimizer = Optimizer.Create(options.Optimizer, step.Parameters, options.WeightDecay, options.Momentum);
         var history = new List<EpochMetrics>();
         int startEpoch = 0;
-        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory);
+        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory, RunIdentity.Of(backbone, trainSet, tuning, options));
         if (options.Resume && checkpoint!.Exists)
         {
             startEpoch = checkpoint.Restore(model, optimizer, history, tuning);
@@ -96,6 +99,7 @@ public static class Trainer
         long totalSteps = (long)stepsPerEpoch * options.Epochs, firstStep = optimizer.Steps;
         var schedule = new LearningRateSchedule(options.LearningRate, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch), totalSteps, options.MinLearningRate);
         var labels = trainSet.Labels;
+        var guard = new DivergenceGuard(classes, options.DivergenceFactor);
         var watch = Stopwatch.StartNew();
         for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
         {
@@ -112,8 +116,7 @@ public static class Trainer
                 double loss = CrossEntropy.Compute(logits.Data, batchLabels, classes, options.LabelSmoothing, dLogits.Data);
                 long globalStep = optimizer.Steps;
                 float lr = schedule.At(globalStep);
-                if (!double.IsFinite(loss))
-                    throw new TrainingDivergedException($"Training stopped: the loss became {loss} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}) with learning rate {lr:G3}. Lower the learning rate or enable gradient clipping.");
+                guard.Observe(loss, globalStep + 1, epoch + 1, b + 1, lr);   // non-finite, or far above its start: stop, naming the step
                 foreach (var p in parameters) Array.Clear(p.Grad.Data);
                 step.Backward(dLogits);
                 double norm = GradientClipping.ClipGlobalNorm(parameters, options.GradientClipNorm);

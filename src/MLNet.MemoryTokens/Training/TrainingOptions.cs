@@ -21,6 +21,9 @@ public sealed record TrainingOptions
     public int Seed { get; init; } = 0;
     /// <summary>Fraction of the training set held out (stratified) for per-epoch validation when no validation set is given.</summary>
     public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Stop when the smoothed loss rises above this many times its start (or ln C, whichever is larger): training that
+    /// diverges without reaching NaN (see <see cref="DivergenceGuard"/>). 0: only a non-finite loss stops training.</summary>
+    public double DivergenceFactor { get; init; } = 3;
     /// <summary>Folder for the resumable training state (written after every epoch); null: none.</summary>
     public string? CheckpointDirectory { get; init; }
     /// <summary>Continue from the state in <see cref="CheckpointDirectory"/> when there is one.</summary>
@@ -32,10 +35,12 @@ public sealed record TrainingOptions
     {
         if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Train for at least one epoch.");
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "Batch size must be at least 1.");
+        Limits.Check("The batch size", BatchSize, 1, Limits.MaxBatch);
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Learning rate must be a positive number.");
         if (ValidationFraction < 0 || ValidationFraction >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "Validation fraction must be in [0, 1).");
         if (LabelSmoothing < 0 || LabelSmoothing >= 1) throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "Label smoothing must be in [0, 1).");
         if (WeightDecay < 0 || GradientClipNorm < 0 || WarmupEpochs < 0) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "Weight decay, clip norm and warm-up cannot be negative.");
+        if (!(DivergenceFactor >= 0) || double.IsInfinity(DivergenceFactor)) throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), DivergenceFactor, "The divergence factor must be a finite number, 0 or more (0: off).");
         if (Resume && CheckpointDirectory is null) throw new ArgumentException("Resume needs a checkpoint directory.");
     }
 }

@@ -9,7 +9,7 @@ namespace MLNet.MemoryTokens.Tuning;
 /// <summary>What an adapter file says about itself (adapter_config.json): method, sizes, labels, preprocessing, the backbone it belongs to.</summary>
 public sealed record AdapterConfig
 {
-    public string Format { get; init; } = "mlnet-memorytokens-adapter/1";
+    public string Format { get; init; } = AdapterFiles.CurrentFormat;
     public TuningMethod Method { get; init; }
     public int MemoryTokens { get; init; }
     public bool Masked { get; init; }
@@ -73,56 +73,50 @@ public sealed class Adapter
         return new Adapter(TuningMethods.Get(tuning.Method).DescribeAdapter(config, tuning), tensors);
     }
 
-    /// <summary>Writes both files into <paramref name="directory"/> as one unit: into a fresh sibling folder first, then swapped in,
-    /// so a crash or a full disk never leaves a half-written adapter where the old one was.</summary>
-    public void Save(string directory)
+    /// <summary>Writes both files into <paramref name="directory"/> as one unit (<see cref="AtomicFolder"/>): a crash or a full
+    /// disk never leaves a half-written adapter where the old one was, and a folder that holds anything but an adapter of ours
+    /// (or nothing) is refused with an <see cref="OutputRefusedException"/>, untouched. Returns a warning when the previous
+    /// adapter's folder could not be removed after the new one went in, else null.</summary>
+    public string? Save(string directory) => AtomicFolder.Write(directory, AdapterFiles.Folder, "adapter", WriteInto);
+
+    /// <summary>Throws an <see cref="OutputRefusedException"/> unless <see cref="Save"/> could write <paramref name="directory"/>
+    /// (absent, empty or an adapter of ours, and writable): what to call before training, so that a run cannot end in a refusal.</summary>
+    public static void EnsureCanSave(string directory) => AtomicFolder.EnsureWritable(directory, AdapterFiles.Folder, "adapter");
+
+    /// <summary>The two files into an empty folder: weights first, the config (which says the adapter is complete) last.</summary>
+    internal void WriteInto(string folder)
     {
-        directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar));
-        var parent = Path.GetDirectoryName(directory)!;
-        Directory.CreateDirectory(parent);
-        var staging = directory + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            Directory.CreateDirectory(staging);
-            SafeTensorsFile.Write(Path.Combine(staging, WeightsFile), Tensors, new Dictionary<string, string> { ["format"] = Config.Format });
-            AtomicFile.Write(Path.Combine(staging, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
-            string? old = null;
-            if (Directory.Exists(directory))
-            {
-                old = directory + ".old-" + Guid.NewGuid().ToString("N")[..8];
-                Directory.Move(directory, old);
-            }
-            Directory.Move(staging, directory);
-            if (old != null) Directory.Delete(old, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { if (Directory.Exists(staging)) Directory.Delete(staging, true); } catch (IOException) { }
-            throw new IOException($"Could not save the adapter to '{directory}': {e.Message}", e);
-        }
+        SafeTensorsFile.Write(Path.Combine(folder, WeightsFile), Tensors, new Dictionary<string, string> { ["format"] = Config.Format });
+        AtomicFile.Write(Path.Combine(folder, ConfigFile), s => JsonSerializer.Serialize(s, Config, Json));
     }
 
-    /// <summary>Reads an adapter folder written by <see cref="Save"/>.</summary>
-    public static Adapter Load(string directory)
+    /// <summary>What reading the config noticed but did not refuse (unknown fields); empty for an adapter built in memory.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Reads an adapter folder written by <see cref="Save"/>. The config is checked against its schema
+    /// (<see cref="AdapterConfigSchema"/>: a missing, null or mistyped field is refused naming it), and weights holding NaN or
+    /// ±∞ are refused naming the tensor unless <paramref name="allowNonFiniteWeights"/>.</summary>
+    public static Adapter Load(string directory, bool allowNonFiniteWeights = false)
     {
         var configPath = Path.Combine(directory, ConfigFile);
         var weightsPath = Path.Combine(directory, WeightsFile);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"'{directory}' is not an adapter folder: {ConfigFile} is missing.", configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"Adapter '{directory}' has no {WeightsFile}.", weightsPath);
-        AdapterConfig config;
-        try { config = JsonSerializer.Deserialize<AdapterConfig>(File.ReadAllText(configPath), Json) ?? throw new InvalidDataException("empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{configPath}: not a valid adapter config ({e.Message}).", e); }
-        if (!config.Format.StartsWith("mlnet-memorytokens-adapter/", StringComparison.Ordinal)) throw new InvalidDataException($"{configPath}: unknown adapter format '{config.Format}'.");
-        return new Adapter(config, SafeTensorsFile.Read(weightsPath).Tensors) { Folder = Path.GetFullPath(directory) };
+        var (config, warnings) = AdapterConfigSchema.Read(InputFile.ReadAllBytes(configPath, Limits.MaxTextFileBytes, "adapter config"), configPath);
+        var tensors = SafeTensorsFile.Read(weightsPath).Tensors;
+        FiniteCheck.Ensure(tensors, weightsPath, allowNonFiniteWeights, "Retrain the adapter, or pass --allow-non-finite-weights to load it anyway.");
+        return new Adapter(config, tensors) { Folder = Path.GetFullPath(directory), Warnings = warnings };
     }
+
+    static string Short(string fingerprint) => fingerprint.Length > 12 ? fingerprint[..12] + "…" : fingerprint;
 
     /// <summary>Refuses a backbone other than the one the adapter was trained on (by weight fingerprint and shape).</summary>
     public void EnsureMatches(Backbone backbone, string where)
     {
         if (Config.BackboneFingerprint != backbone.Fingerprint)
             throw new InvalidOperationException(
-                $"Adapter '{where}' was trained on backbone {Config.BackboneSource} (fingerprint {Config.BackboneFingerprint[..Math.Min(12, Config.BackboneFingerprint.Length)]}…), " +
-                $"but the loaded backbone {backbone.Source} has fingerprint {backbone.Fingerprint[..12]}…; load the matching checkpoint.");
+                $"Adapter '{where}' was trained on backbone {Config.BackboneSource} (fingerprint {Short(Config.BackboneFingerprint)}), " +
+                $"but the loaded backbone {backbone.Source} has fingerprint {Short(backbone.Fingerprint)}; load the matching checkpoint.");
         if (Config.ImageSize != backbone.Model.Config.ImageSize)
             throw new InvalidOperationException($"Adapter '{where}' expects input size {Config.ImageSize}, the backbone runs at {backbone.Model.Config.ImageSize}; load it with --image-size {Config.ImageSize}.");
     }
@@ -142,7 +136,7 @@ public sealed class Adapter
             else if (Directory.Exists(refs[i].Path)) a = Load(refs[i].Path);
             else throw new FileNotFoundException($"Adapter '{where}' was trained on top of the adapter saved at '{refs[i].Path}', which is not there any more; give the adapters it extends, in order.", refs[i].Path);
             if (a.Fingerprint != refs[i].Fingerprint)
-                throw new InvalidOperationException($"Adapter '{where}' was trained on top of {refs[i].Path} (fingerprint {refs[i].Fingerprint[..12]}…), but adapter {i + 1} given has fingerprint {a.Fingerprint[..12]}…: pass the very adapters it extends, in the order it was trained.");
+                throw new InvalidOperationException($"Adapter '{where}' was trained on top of {refs[i].Path} (fingerprint {Short(refs[i].Fingerprint)}), but adapter {i + 1} given has fingerprint {Short(a.Fingerprint)}: pass the very adapters it extends, in the order it was trained.");
             list.Add(a);
         }
         return list;
@@ -160,7 +154,10 @@ public sealed class Adapter
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
         var compute = TuningMethods.Compute(Config.Method);
-        var model = compute.CreateModel(backbone.Model, RecordedOptions(earlier), Config.ClassLabels.Length, seed: 0);
+        var options = RecordedOptions(earlier);
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }
+        var model = compute.CreateModel(backbone.Model, options, Config.ClassLabels.Length, seed: 0);
         compute.PrepareForAdapter(model, Tensors);
         CopyTo(model, where);
         return model;
@@ -169,6 +166,9 @@ public sealed class Adapter
     /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
     internal void CopyTo(ITunedModel model, string where)
     {
+        var needed = model.Parameters.Select(p => p.Name).Concat(TuningMethods.Compute(Config.Method).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
+        if (Tensors.Keys.FirstOrDefault(k => !needed.Contains(k)) is string extra)
+            throw new InvalidDataException($"Adapter '{where}' has a tensor '{extra}' that method {Config.Method} does not have: the weights do not belong to this config.");
         foreach (var p in model.Parameters)
         {
             if (!Tensors.TryGetValue(p.Name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{p.Name}' that method {Config.Method} needs.");

@@ -35,6 +35,9 @@ public sealed record TuningOptions
     /// <summary>Checks the values, then asks the method whether they fit it (and the other methods whether it uses options only they read).</summary>
     public void Validate()
     {
+        Limits.Check("Memory tokens per layer", MemoryTokens, 0, Limits.MaxMemoryTokens);
+        Limits.Check("Query tokens per layer", QueryTokens, 0, Limits.MaxQueryTokens);
+        Limits.Check("The number of adapters extended", Extends.Count, 0, Limits.MaxTasks - 1);
         if (GroupLasso < 0) throw new ArgumentOutOfRangeException(nameof(GroupLasso), GroupLasso, "Group-lasso weight cannot be negative.");
         if (!(KeepFeatureFraction > 0 && KeepFeatureFraction <= 1)) throw new ArgumentOutOfRangeException(nameof(KeepFeatureFraction), KeepFeatureFraction, "Keep a fraction of features in (0, 1].");
         if (QueryDropout < 0 || QueryDropout >= 1) throw new ArgumentOutOfRangeException(nameof(QueryDropout), QueryDropout, "Query dropout must be in [0, 1).");

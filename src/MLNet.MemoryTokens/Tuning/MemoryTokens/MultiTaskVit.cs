@@ -32,6 +32,7 @@ public sealed class MultiTaskVit
     public MultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode = MultiTaskMode.Concatenation)
     {
         Backbone = backbone.Model; Mode = mode;
+        Limits.Check("The number of tasks in one pass", tasks.Count, 0, Limits.MaxTasks);
         for (int t = 0; t < tasks.Count; t++)
         {
             var (name, a) = tasks[t];

@@ -50,6 +50,9 @@ public sealed unsafe class KeyValueCache : IDisposable
         _elementSize = ElementSize(dtype);
         _elementType = ElementTypes.From(dtype);
         BytesPerImage = ImageBytes(config, dtype);
+        Limits.Check("The number of cached images", count, 1, int.MaxValue);
+        if (BytesPerImage > int.MaxValue)   // one image is read as one span
+            throw new LimitExceededException($"One image's VQT cache entry would take {BytesPerImage:N0} bytes, beyond the limit of {int.MaxValue:N0}; use a smaller image size.");
         _filled = new bool[count];
         long size = HeaderBytes + TotalBytes;
         if (directory is null && TotalBytes <= budgetBytes)
@@ -63,8 +66,11 @@ public sealed unsafe class KeyValueCache : IDisposable
             var name = "vqt-cache-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity + dtype)))[..16] + ".bin";
             FilePath = Path.Combine(dir, name);
             var header = HeaderText(identity, count, dtype);
-            bool matches = File.Exists(FilePath) && new FileInfo(FilePath).Length == size && ReadHeader(FilePath) == header;
-            if (!matches && File.Exists(FilePath)) File.Delete(FilePath);   // written for something else: rebuild
+            bool exists = File.Exists(FilePath);
+            if (exists && !FileKind.WrittenByUs(FilePath))
+                throw new OutputRefusedException(FilePath, $"Refusing to overwrite '{FilePath}': it is not a VQT cache written by MLNet.MemoryTokens. Remove it yourself or pass another --cache-dir.");
+            bool matches = exists && new FileInfo(FilePath).Length == size && ReadHeader(FilePath) == header;
+            if (!matches && exists) File.Delete(FilePath);   // our cache, written for something else: rebuild
             try
             {
                 _map = MemoryMappedFile.CreateFromFile(FilePath, FileMode.OpenOrCreate, null, size);
@@ -81,6 +87,18 @@ public sealed unsafe class KeyValueCache : IDisposable
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p + _view.PointerOffset;
         if (Reused) Array.Fill(_filled, true);
+    }
+
+    /// <summary>A cache file of ours: it starts with our magic line.</summary>
+    public static FileArtifact FileKind { get; } = new("a VQT cache", p => OwnedContent.StartsWith(p, Encoding.UTF8.GetBytes(Magic + "\n")));
+
+    /// <summary>Throws an <see cref="OutputRefusedException"/> unless a cache file can be made in <paramref name="directory"/>.</summary>
+    public static void EnsureWritable(string directory)
+    {
+        string full = Path.GetFullPath(directory);
+        if (File.Exists(full)) throw new OutputRefusedException(full, $"Refusing to use '{full}' as the VQT cache folder: it is a file.");
+        for (var d = full; d is not null; d = Path.GetDirectoryName(d))
+            if (Directory.Exists(d)) { AtomicFolder.Probe(d, "VQT cache", full); return; }
     }
 
     static string HeaderText(string identity, int count, TensorDType dtype) => $"{Magic}\n{identity}\ncount={count}\ndtype={dtype}\n";
@@ -106,7 +124,13 @@ public sealed unsafe class KeyValueCache : IDisposable
     public bool IsFilled(int index) => _filled[index];
     public bool AllFilled => Array.TrueForAll(_filled, f => f);
 
-    Span<byte> ImageSpan(int index) => new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
+    Span<byte> ImageSpan(int index)
+    {
+        // a raw pointer into the mapping: an index outside [0, Count) would read or write past it
+        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"The cache holds {Count} images.");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
+    }
 
     /// <summary>Image <paramref name="index"/>'s final-norm class token [D], stored after its L layers of keys/values.</summary>
     Span<float> ClassTokenSpan(int index) =>
@@ -188,11 +212,16 @@ public sealed unsafe class KeyValueCache : IDisposable
     /// <summary>One layer's keys/values of a loaded batch, widened from the cache's dtype as attention asks.</summary>
     sealed class CachedLayer(KeyValueCache cache, CachedBatch batch, int layer) : ExternalKeyValues(cache._config.NumTokens, cache._config.Dim)
     {
-        byte* Rows0(int sample) => cache._base + HeaderBytes + batch.Images[sample] * cache.BytesPerImage + (long)layer * Rows * 2 * Dim * cache._elementSize;
+        byte* Rows0(int sample)
+        {
+            ObjectDisposedException.ThrowIf(cache._disposed, cache);   // the mapping is gone: the pointer would dangle
+            return cache._base + HeaderBytes + batch.Images[sample] * cache.BytesPerImage + (long)layer * Rows * 2 * Dim * cache._elementSize;
+        }
 
         public override void ReadHead(int sample, int head, int headDim, Span<float> keys, Span<float> values)
         {
             if (keys.Length < Rows * headDim || values.Length < Rows * headDim) throw new ArgumentException("Key/value buffers too small.");
+            if (head < 0 || headDim < 1 || (long)(head + 1) * headDim > Dim) throw new ArgumentOutOfRangeException(nameof(head), $"Head {head} of width {headDim} is outside a row of {Dim}.");
             int es = cache._elementSize;
             byte* row = Rows0(sample);
             fixed (float* k = keys) fixed (float* v = values)
@@ -221,8 +250,12 @@ public sealed unsafe class KeyValueCache : IDisposable
         }
     }
 
+    bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();

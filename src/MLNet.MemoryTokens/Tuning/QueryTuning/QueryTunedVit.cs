@@ -100,6 +100,7 @@ public sealed class QueryTunedVit : ITunedModel
     public KeyValues CaptureKeyValues(Tensor images)
     {
         int batch = images.Shape[0], n = C.NumTokens, d = C.Dim;
+        C.CheckBatch(batch, n, training: false);
         if (_captured is null || _captured.Batch != batch)
             _captured = new CapturedKeyValues(Enumerable.Range(0, C.Depth).Select(_ => GC.AllocateUninitializedArray<float>(batch * n * 2 * d)).ToArray(),
                 new float[batch * d], batch, n, d);
@@ -141,8 +142,11 @@ public sealed class QueryTunedVit : ITunedModel
         int batch = kv.Batch, t = QueryTokens, d = C.Dim, L = C.Depth, f = FeatureDim;
         if (kv.Tokens != C.NumTokens || kv.Layers != L || kv.Layer(0).Dim != d) throw new ArgumentException($"Keys/values are for {kv.Tokens} tokens, {kv.Layers} layers, width {kv.Layer(0).Dim}; the backbone has {C.NumTokens}, {L}, {d}.");
         bool dropout = keepForBackward && QueryDropout > 0;
-        if (_outputs.Length != L || _outputs[0].Length != batch * t * d)
+        if (_outputs.Length != L || _outputs[0].Length != (long)batch * t * d)
         {
+            Limits.Check("The batch size", batch, 0, Limits.MaxBatch);
+            Limits.CheckElements($"VQT's query dropout masks for a batch of {batch}", Limits.Product(L, batch, t, d), "Lower the batch size.");
+            Limits.CheckElements($"VQT's attention probabilities for a batch of {batch}", Limits.Product(batch, C.Heads, t, C.NumTokens), "Lower the batch size.");
             _outputs = Enumerable.Range(0, L).Select(_ => new float[batch * t * d]).ToArray();
             _x = new float[batch * t * d];
             _masks = new float[L * batch * t * d];
