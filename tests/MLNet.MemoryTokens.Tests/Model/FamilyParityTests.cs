@@ -193,4 +193,21 @@ public class FamilyParityTests
             Numerics.AssertClose(expected, p.Grad.Data, 1e-4 * scale + 1e-9, 1e-4, $"{family} {method}: d{p.Name}");
         }
     }
+
+    [Theory]
+    [InlineData("gap", "full")]
+    [InlineData("clip", "full")]
+    [InlineData("deit_distilled", "plain")]
+    [InlineData("dinov2_reg", "masked")]
+    [InlineData("gap_norm", "vqtmemory")]
+    public void GradientsMatchFiniteDifferences(string family, string method)
+    {
+        var io = Io(family);
+        var model = Build(Load(family).Model, method, io);
+        var images = io["images"];
+        var labels = io["labels"].Data.Select(v => (int)v).ToArray();
+        Numerics.Loss(model, images, labels, backward: true);
+        foreach (var p in model.Parameters)
+            Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Numerics.Loss(model, images, labels, backward: false), $"{family} {method}: d{p.Name}");
+    }
 }
