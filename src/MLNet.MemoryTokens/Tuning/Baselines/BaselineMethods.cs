@@ -2,13 +2,13 @@ using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Tuning.Baselines;
 
-/// <summary>The linear probe in the method table: a new head on the frozen backbone's final class token, trained on features
+/// <summary>The linear probe in the method table: a new head on the frozen backbone's pooled output (its final-norm class token, or what its pooling gives), trained on features
 /// computed once (<see cref="LinearProbeStep"/>).</summary>
 internal sealed class LinearProbeMethod : TuningMethodDefinition, IMethodCompute
 {
     public override TuningMethod Method => TuningMethod.HeadOnly;
     public override string Name => "head";
-    public override string Summary => "a new head on the frozen backbone's class token (linear probe)";
+    public override string Summary => "a new head on the frozen backbone's pooled output (linear probe)";
     public override IMethodCompute Managed => this;
 
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) => new BaselineVit(backbone, classes, new BaselineOptions(), seed);
