@@ -211,3 +211,4 @@ public class FamilyParityTests
             Numerics.AssertDirectionalDerivatives(p.Value.Data, (float[])p.Grad.Data.Clone(), () => Numerics.Loss(model, images, labels, backward: false), $"{family} {method}: d{p.Name}");
     }
 }
+
