@@ -102,7 +102,7 @@ public static partial class CheckpointMapper
     static void FoldClassPosition(Dictionary<string, Tensor> sd, string posKey)
     {
         if (!sd.TryGetValue("cls_token", out var cls) || !sd.TryGetValue("pos_embed", out var pos)) return;   // the strict check names what is missing
-        if (pos.Rank != 3 || cls.Rank != 3 || pos.Shape[1] < 2 || pos.Shape[2] != cls.Shape[2])
+        if (pos.Rank != 3 || pos.Shape[0] != 1 || pos.Shape[1] < 2 || cls.Rank != 3 || cls.Length != pos.Shape[2])
             throw new CheckpointException(null, $"'{posKey}' has shape {pos.ShapeString}; expected [1, 1 + P, {cls.Shape[^1]}] beside register tokens", posKey);
         int d = pos.Shape[2], n = pos.Shape[1];
         var folded = new Tensor([1, 1, d]);

@@ -11,13 +11,14 @@ public sealed record HuggingFaceConfig(int? Heads, float? LayerNormEps, string? 
 {
     /// <summary>The <c>config.json</c> beside <paramref name="checkpointPath"/>, or null when there is none.</summary>
     /// <exception cref="CheckpointException">The file is there but not a JSON object.</exception>
+    /// <exception cref="InputFileException">It is not a regular file, or beyond the size limit for text files.</exception>
     public static HuggingFaceConfig? ReadBeside(string checkpointPath)
     {
         var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!, "config.json");
-        if (!File.Exists(path)) return null;
+        if (InputFile.Stat(path) is null) return null;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            using var doc = JsonDocument.Parse(InputFile.ReadAllText(path, Limits.MaxTextFileBytes, "Hugging Face config.json"));
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(path, "config.json is not a JSON object");
             // a CLIPModel's config nests the image tower's settings
