@@ -71,4 +71,26 @@ public class OnnxFamilyTests
         AssertClose(ours[0].Data, outputs["a"], Tolerance, $"{family} multi-task: a");
         AssertClose(ours[1].Data, outputs["b"], Tolerance, $"{family} multi-task: b");
     }
+
+    [Theory]
+    [MemberData(nameof(FamilyNames))]
+    public void ModelExtensionRunsAsTrainedAloneAndInTheExtensionPass(string family)
+    {
+        var backbone = RandomBackbone(config: Families[family]);
+        using var dir = new TempFolder();
+        // saved as mmt train saves them: the extension records where the task it extends is
+        TrainedAdapter(backbone, "masked", seed: 4, classes: 3).Save(dir.PathOf("first"));
+        var first = Adapter.Load(dir.PathOf("first"));
+        TrainedAdapter(backbone, "masked-extension", seed: 5, classes: 4, extends: [first]).Save(dir.PathOf("second"));
+        var second = Adapter.Load(dir.PathOf("second"));
+        var x = Images(3, 50, backbone.Model.Config.ImageSize);
+        var alone = second.CreateModel(backbone, "second", [first]).Forward(x, keepForBackward: false);
+        using (var s = Session(OnnxExport.Save(dir.PathOf("second.onnx"), backbone, [("second", second)]).Path))
+            AssertClose(alone.Data, Run(s, x)["second"], Tolerance, $"{family} extension alone");
+        // the chain in one pass: the extension's task reads the first task's row and memory, as when it was trained
+        var (_, tasks) = new MultiTaskVit(backbone, [("first", first), ("second", second)], MultiTaskMode.Extension).Forward(x);
+        AssertClose(alone.Data, tasks[1].Data, 1e-5, $"{family} extension pass vs alone");
+        using var multi = Session(OnnxExport.Save(dir.PathOf("chain.onnx"), backbone, [("first", first), ("second", second)]).Path);
+        AssertClose(tasks[1].Data, Run(multi, x)["second"], Tolerance, $"{family} extension pass in ONNX");
+    }
 }
