@@ -18,10 +18,12 @@ p.add_argument("--out", required=True)
 p.add_argument("--batch", type=int, default=4)
 p.add_argument("--image-size", type=int, default=None)
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--num-heads", type=int, default=None, help="attention heads (default: width / 64)")
+p.add_argument("--act", default="gelu", choices=["gelu", "quick_gelu"], help="the MLP activation (quick_gelu: OpenAI CLIP)")
 p.add_argument("--images", nargs="*", default=None, help="real photos (PPM/JPEG via PIL) preprocessed as timm's eval transform instead of a random tensor")
 a = p.parse_args()
 torch.manual_seed(a.seed)
-model = VisionTransformer.from_state_dict(load_timm_state_dict(a.model), img_size=a.image_size).eval()
+model = VisionTransformer.from_state_dict(load_timm_state_dict(a.model), img_size=a.image_size, num_heads=a.num_heads, act=a.act).eval()
 size = a.image_size or model.grid * model.patch_size
 if a.images:
     from PIL import Image

@@ -49,7 +49,7 @@ public static class FuzzTargets
                     for (int i = 0; i < Math.Min(ds.Count, 16); i++) ds.Load(i);
                 }
             }, e => e is InvalidDataException, 64 << 10),
-            new("safetensors", Files("checkpoints", "*.safetensors"), data => Checkpoint(data, file + ".safetensors"), CheckpointRejection, 256 << 10),
+            new("safetensors", [.. Files("checkpoints", "*.safetensors"), .. Files(Path.Combine("parity", "families"), "*.hf.safetensors", "*.openclip.safetensors", "dinov2_reg.safetensors", "gap.safetensors", "deit_distilled.safetensors")], data => Checkpoint(data, file + ".safetensors"), CheckpointRejection, 256 << 10),
             new("npz", Files("checkpoints", "*.npz"), data => Checkpoint(data, file + ".npz"), CheckpointRejection, 256 << 10),
             new("adapter-json", AdapterSeeds(tiny), data => Adapter(data, tiny), e => e is InvalidDataException or InvalidOperationException or LimitExceededException, 16 << 10, Json: true),
         ];

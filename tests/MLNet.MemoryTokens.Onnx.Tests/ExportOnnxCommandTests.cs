@@ -17,7 +17,7 @@ public class ExportOnnxCommandTests
 
     static readonly object ConsoleLock = new();
 
-    static int Cli(string[] args, out string stdout, out string stderr)
+    internal static int Cli(string[] args, out string stdout, out string stderr)
     {
         lock (ConsoleLock)
         {

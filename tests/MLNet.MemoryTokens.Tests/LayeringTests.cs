@@ -56,6 +56,17 @@ public class LayeringTests(ITestOutputHelper output)
         Assert.True(named.Count == 0, "Trainer.cs names " + string.Join(", ", named));
     }
 
+    [Fact]
+    public void TheOnnxExportNamesNoMethod()
+    {
+        // each method's part of an export (which adapter tensors, where its head reads) is its DescribeForward in the method
+        // table: the export asks the table and names no method
+        var named = Directory.GetFiles(Path.Combine(Src("MLNet.MemoryTokens"), "Onnx"), "*.cs")
+            .SelectMany(f => Enum.GetNames<MLNet.MemoryTokens.Tuning.TuningMethod>().Where(n => File.ReadAllText(f).Contains("TuningMethod." + n, StringComparison.Ordinal)).Select(n => $"{Path.GetFileName(f)}: TuningMethod.{n}"))
+            .ToList();
+        Assert.True(named.Count == 0, "The ONNX export names " + string.Join(", ", named));
+    }
+
     void Check(System.Reflection.Assembly assembly, string sourceRoot, string[][] layers)
     {
         var edges = Layering.FolderEdges(assembly, sourceRoot);

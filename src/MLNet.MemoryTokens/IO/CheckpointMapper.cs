@@ -11,6 +11,8 @@ public static partial class CheckpointMapper
     public static CheckpointLayout Detect(IReadOnlyCollection<string> keys)
     {
         ArgumentNullException.ThrowIfNull(keys);
+        if (keys.Any(k => k.EndsWith(HfClipPatchWeight, StringComparison.Ordinal))) return CheckpointLayout.HuggingFaceClip;
+        if (keys.Any(k => k == OpenClipPatchWeight)) return CheckpointLayout.OpenClip;
         if (keys.Any(k => k.EndsWith(HfPatchWeight, StringComparison.Ordinal) || k.Contains("encoder.layer.", StringComparison.Ordinal)))
             return CheckpointLayout.HuggingFace;
         if (keys.Any(k => k.EndsWith(BvPatchKernel, StringComparison.Ordinal) || k.Contains(BvEncoder, StringComparison.Ordinal)))
@@ -18,7 +20,7 @@ public static partial class CheckpointMapper
         if (keys.Any(k => k is "cls_token" or "pos_embed" or "patch_embed.proj.weight" || k.StartsWith("blocks.", StringComparison.Ordinal)))
             return CheckpointLayout.Timm;
         throw new CheckpointException(null,
-            $"not a recognised ViT checkpoint (timm, Hugging Face or big_vision); its {keys.Count} keys start with: " +
+            $"not a recognised ViT checkpoint (timm, Hugging Face, CLIP/OpenCLIP or big_vision); its {keys.Count} keys start with: " +
             string.Join(", ", keys.Take(5).Select(k => $"'{k}'")));
     }
 
@@ -33,6 +35,8 @@ public static partial class CheckpointMapper
         {
             case CheckpointLayout.HuggingFace: return FromHuggingFace(raw, out ignored);
             case CheckpointLayout.BigVision: return FromBigVision(raw, out ignored);
+            case CheckpointLayout.HuggingFaceClip: return FromHuggingFaceClip(raw, out ignored);
+            case CheckpointLayout.OpenClip: return FromOpenClip(raw, out ignored);
             default:
                 ignored = [];
                 return new Dictionary<string, Tensor>(raw);

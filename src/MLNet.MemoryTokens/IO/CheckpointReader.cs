@@ -10,11 +10,18 @@ public static class CheckpointReader
     /// <inheritdoc cref="ReadTimmStateDict(string)"/>
     /// <param name="path">The checkpoint file.</param>
     /// <param name="ignored">Keys dropped on purpose by the conversion (a Hugging Face pooler, optimizer state).</param>
-    public static Dictionary<string, Tensor> ReadTimmStateDict(string path, out IReadOnlyList<string> ignored)
+    public static Dictionary<string, Tensor> ReadTimmStateDict(string path, out IReadOnlyList<string> ignored) => ReadTimmStateDict(path, out ignored, out _);
+
+    /// <inheritdoc cref="ReadTimmStateDict(string)"/>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="ignored">Keys dropped on purpose by the conversion (a Hugging Face pooler, optimizer state).</param>
+    /// <param name="layout">The layout the file came in (what its conventions imply for what the weights cannot tell).</param>
+    public static Dictionary<string, Tensor> ReadTimmStateDict(string path, out IReadOnlyList<string> ignored, out CheckpointLayout layout)
     {
         var raw = ReadTensors(path);
         try
         {
+            layout = CheckpointMapper.Detect(raw.Keys.ToArray());
             return CheckpointMapper.ToTimm(raw, out ignored);
         }
         catch (CheckpointException ex)

@@ -29,6 +29,9 @@ internal sealed class BlockTape
     public float[] GeluDerivative = [];
     /// <summary>[B·S, F] GELU(fc1 output). Scratch, unless weight gradients need it kept.</summary>
     public float[] Gelu = [];
+    /// <summary>[B·S, D] LayerScale models: each branch's output before γ (the projection's, the MLP's). Scratch, unless weight
+    /// gradients (dγ) need them kept.</summary>
+    public float[] Branch1 = [], Branch2 = [];
     /// <summary>The live rows of the last forward (null: all).</summary>
     public LiveRows? Live;
     /// <summary>[B·c, D] the live rows' stream, attention output and gradient, gathered.</summary>
@@ -68,11 +71,15 @@ internal sealed class BlockTape
         if (batch != Batch || seqRows != SeqRows || weightInputs != _weightInputs)
         {
             Qkv = Pinned(rows * 3 * d);
-            if (weightInputs) { Ln1 = Pinned(rows * d); Ln2 = Pinned(rows * d); Attn = Pinned(rows * d); Gelu = Pinned(rows * c.MlpDim); }
+            if (weightInputs)
+            {
+                Ln1 = Pinned(rows * d); Ln2 = Pinned(rows * d); Attn = Pinned(rows * d); Gelu = Pinned(rows * c.MlpDim);
+                (Branch1, Branch2) = c.LayerScale ? (Pinned(rows * d), Pinned(rows * d)) : ([], []);
+            }
             else
             {
                 Scratch.EnsureForward(c, rows);
-                Ln1 = Ln2 = Scratch.Ln; Attn = Scratch.Attn; Gelu = Scratch.Hidden;
+                Ln1 = Ln2 = Scratch.Ln; Attn = Scratch.Attn; Gelu = Scratch.Hidden; Branch1 = Branch2 = Scratch.Branch;
             }
             Input = Ln1Mean = Ln1Rstd = Mid = Ln2Mean = Ln2Rstd = GeluDerivative = [];   // sized by the first forward that keeps them
             Batch = batch; SeqRows = seqRows; _weightInputs = weightInputs; Probs = [];
@@ -129,13 +136,17 @@ internal sealed class BackwardScratch
 {
     /// <summary>[B·S, D], [B·S, 3D], [B·S, F]: backward's row gradient, qkv gradient and MLP-hidden gradient.</summary>
     public float[] DRow = [], DQkv = [], DHidden2 = [];
-    /// <summary>[B·S, D], [B·S, D], [B·S, F]: forward's LN output, attention output and GELU output.</summary>
-    public float[] Ln = [], Attn = [], Hidden = [];
+    /// <summary>[B·S, D] backward's gradient of a LayerScale branch (γ ⊙ dx).</summary>
+    public float[] DScaled = [];
+    /// <summary>[B·S, D], [B·S, D], [B·S, F]: forward's LN output, attention output and GELU output; [B·S, D] a LayerScale
+    /// branch's output.</summary>
+    public float[] Ln = [], Attn = [], Hidden = [], Branch = [];
 
     public void EnsureForward(VitConfig c, long rows)
     {
         if (Ln.Length >= rows * c.Dim) return;
         Ln = new float[rows * c.Dim]; Attn = new float[rows * c.Dim]; Hidden = new float[rows * c.MlpDim];
+        Branch = c.LayerScale ? new float[rows * c.Dim] : [];
     }
 
     public void Ensure(VitConfig c, long rows)
@@ -143,5 +154,6 @@ internal sealed class BackwardScratch
         if (DRow.Length >= rows * c.Dim) return;
         DRow = new float[rows * c.Dim]; DQkv = new float[rows * 3 * c.Dim];
         DHidden2 = new float[rows * c.MlpDim];
+        DScaled = c.LayerScale ? new float[rows * c.Dim] : [];
     }
 }

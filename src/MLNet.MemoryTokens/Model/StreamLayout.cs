@@ -4,7 +4,7 @@ namespace MLNet.MemoryTokens.Model;
 /// then the patches), then the rows a tuned model adds: one class-token row per attention-masked task, the layer's memory
 /// tokens when they ride in the stream (plain memory: rewritten before every block, dropped after it), the layer's query
 /// tokens (VQT). Every model reads offsets from here instead of adding them up itself.</summary>
-/// <param name="PrefixTokens">Rows before the patches: the class token (more prefix tokens, such as registers, go here too).</param>
+/// <param name="PrefixTokens">Rows before the patches: the class token, a distillation token, register tokens (as the config has them).</param>
 /// <param name="Patches">Patch rows P (0 for a stream of query rows alone, as VQT's query paths run).</param>
 /// <param name="TaskRows">Class-token rows of attention-masked tasks, one per task.</param>
 /// <param name="MemoryRows">Memory rows m carried in the stream (plain memory tokens).</param>
@@ -15,8 +15,10 @@ public sealed record StreamLayout(int PrefixTokens, int Patches, int TaskRows = 
     public static StreamLayout Of(VitConfig config, int taskRows = 0, int memoryRows = 0, int queryRows = 0) =>
         new(config.PrefixTokens, config.NumPatches, taskRows, memoryRows, queryRows);
 
-    /// <summary>Row of the backbone's class token.</summary>
+    /// <summary>Row of the backbone's class token (models with one).</summary>
     public int ClassTokenRow => 0;
+    /// <summary>First patch row.</summary>
+    public int PatchRow0 => PrefixTokens;
     /// <summary>N: the backbone's own rows (prefix and patches); they never read rows added after them unless a group says so.</summary>
     public int Originals => PrefixTokens + Patches;
     /// <summary>First task class-token row.</summary>
@@ -30,4 +32,9 @@ public sealed record StreamLayout(int PrefixTokens, int Patches, int TaskRows = 
 
     /// <summary>Row of task <paramref name="task"/>'s class token.</summary>
     public int TaskRow(int task) => TaskRow0 + task;
+
+    /// <summary>The rows the backbone's pooling reads after the last block: the class token (token pooling), the class and
+    /// distillation tokens (distilled), or every patch row (average pooling, prefix tokens excluded as timm's 'avg').</summary>
+    public LiveRows ReadoutRows(VitConfig config) =>
+        config.GlobalPool == VitPooling.Average ? new LiveRows((PatchRow0, Patches)) : new LiveRows((ClassTokenRow, config.DistillationToken ? 2 : 1));
 }

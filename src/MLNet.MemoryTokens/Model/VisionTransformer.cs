@@ -1,12 +1,15 @@
 using System.Collections.Concurrent;
+using System.Numerics.Tensors;
 using MLNet.MemoryTokens.Kernels;
 
 namespace MLNet.MemoryTokens.Model;
 
-/// <summary>timm's <c>VisionTransformer</c>: patch embedding, class token, learned absolute position embedding,
-/// pre-norm blocks (LN → MHSA → residual, LN → MLP(GELU) → residual), final LayerNorm, linear head on the class token.</summary>
+/// <summary>timm's <c>VisionTransformer</c>: patch embedding, prefix tokens (class, distillation, registers), learned absolute
+/// position embedding, optional <c>norm_pre</c>, pre-norm blocks (LN → MHSA → [LayerScale] → residual, LN → MLP(GELU or
+/// QuickGELU) → [LayerScale] → residual), final norm and a linear head on the pooled tokens (the class token; a distilled
+/// model's two heads averaged; or the average of the patch tokens, with <c>fc_norm</c>).</summary>
 /// <remarks>
-/// Legend: B batch, N = 1 + P tokens (class token first), P patches, D width, H heads, d = D/H, F MLP width, C classes.
+/// Legend: B batch, N = prefix + P tokens (prefix tokens first), P patches, D width, H heads, d = D/H, F MLP width, C classes.
 /// Weights are a timm-named state dict of plain tensors (<see cref="Parameters"/>); the frozen-weight GEMM panels are
 /// packed once and rebuilt after <see cref="InvalidatePackedWeights"/>. Inference buffers are pooled per batch size, so
 /// concurrent calls are safe.
@@ -20,12 +23,17 @@ public sealed class VisionTransformer
     readonly Dictionary<string, Tensor> _parameters;
 
     internal readonly VitBlock[] Blocks;
-    internal Tensor ClassToken => _parameters["cls_token"];       // [1, 1, D]
-    internal Tensor PosEmbed => _parameters["pos_embed"];         // [1, N, D]
+    internal Tensor? ClassToken => _parameters.GetValueOrDefault("cls_token");       // [1, 1, D], or null (GAP models)
+    internal Tensor? DistillationToken => _parameters.GetValueOrDefault("dist_token"); // [1, 1, D]
+    internal Tensor? RegisterTokens => _parameters.GetValueOrDefault("reg_token");    // [1, R, D]
+    internal Tensor PosEmbed => _parameters["pos_embed"];         // [1, prefix + P, D], or [1, P, D] (no_embed_class)
     internal Tensor PatchWeight => _parameters["patch_embed.proj.weight"]; // [D, C, p, p]
-    internal Tensor PatchBias => _parameters["patch_embed.proj.bias"];     // [D]
-    internal Tensor NormWeight => _parameters["norm.weight"];     // [D]
-    internal Tensor NormBias => _parameters["norm.bias"];         // [D]
+    internal Tensor? PatchBias => _parameters.GetValueOrDefault("patch_embed.proj.bias"); // [D], or null (CLIP)
+    internal Tensor? NormPreWeight => _parameters.GetValueOrDefault("norm_pre.weight");  // [D] (pre-norm models)
+    internal Tensor? NormPreBias => _parameters.GetValueOrDefault("norm_pre.bias");
+    /// <summary>[D] the final norm: <c>norm</c>, or <c>fc_norm</c> on the pooled vector.</summary>
+    internal Tensor NormWeight => _parameters[Config.FinalNormName + ".weight"];
+    internal Tensor NormBias => _parameters[Config.FinalNormName + ".bias"];
     internal Tensor? HeadWeight => _parameters.GetValueOrDefault("head.weight"); // [C, D]
     internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
 
@@ -55,7 +63,8 @@ public sealed class VisionTransformer
         for (int i = 0; i < config.Depth; i++) Blocks[i] = new VitBlock(this, i);
     }
 
-    /// <summary>Random weights (timm-like init: trunc-normal 0.02 linears, zero biases, unit LayerNorms), for tests and fixtures.</summary>
+    /// <summary>Random weights (timm-like init: trunc-normal 0.02 linears and tokens, zero biases, unit LayerNorms, LayerScale 0.1),
+    /// for tests and fixtures.</summary>
     public static VisionTransformer CreateRandom(VitConfig config, int seed)
     {
         var rng = new Random(seed);
@@ -65,6 +74,7 @@ public sealed class VisionTransformer
             var t = new Tensor(shape);
             bool isNorm = key.Contains("norm");
             if (isNorm && key.EndsWith(".weight")) Array.Fill(t.Data, 1f);
+            else if (key.EndsWith(".gamma")) Array.Fill(t.Data, 0.1f);   // LayerScale: small, but the branches must count in tests
             else if (!key.EndsWith(".bias") || key == "pos_embed")
                 for (int i = 0; i < t.Length; i++) t.Data[i] = (float)(Gaussian(rng) * 0.02);
             sd[key] = t;
@@ -91,9 +101,9 @@ public sealed class VisionTransformer
     internal Gemm.PackedB PatchPacked => _patchPacked ??= Gemm.Pack(true, Config.InChannels * Config.PatchSize * Config.PatchSize, Config.Dim, PatchWeight.Data, Config.InChannels * Config.PatchSize * Config.PatchSize);
     internal Gemm.PackedB? HeadPacked => HeadWeight is null ? null : _headPacked ??= Gemm.Pack(true, Config.Dim, Config.NumClasses, HeadWeight.Data, Config.Dim);
 
-    /// <summary>The full forward: logits [B, C] from images [B, C_in, H, W]. The last block takes only the class token past
-    /// attention (nothing else reaches the head), so this is a little faster than <see cref="ForwardHead"/> on
-    /// <see cref="ForwardFeatures(Tensor)"/>, and equal to it up to float rounding.</summary>
+    /// <summary>The full forward: logits [B, C] from images [B, C_in, H, W]. The last block takes only the rows the head reads
+    /// past attention (the class token, the distillation token, or the patches when pooling by average), so this is a little
+    /// faster than <see cref="ForwardHead"/> on <see cref="ForwardFeatures(Tensor)"/>, and equal to it up to float rounding.</summary>
     public Tensor Forward(Tensor images)
     {
         if (HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use ForwardFeatures and ForwardHead(preLogits: true).");
@@ -101,18 +111,19 @@ public sealed class VisionTransformer
         var pass = RentPass(batch);
         try
         {
-            pass.Embed(images, ClassToken.Data);
+            pass.Embed(images, ClassToken);
             var all = new[] { AttentionGroup.SelfAttention(Config.NumTokens) };
-            var classTokenOnly = new LiveRows((0, 1));
+            var readout = pass.Layout.ReadoutRows(Config);
             for (int i = 0; i < Blocks.Length; i++)
                 if (i < Blocks.Length - 1) pass.Block(i, all, [], keep: false);
-                else pass.Block(i, classTokenOnly.Restrict(all), [], keep: false, classTokenOnly);
-            return Head(pass.FinalNorm(pass.Layout.ClassTokenRow), batch);
+                else pass.Block(i, readout.Restrict(all), [], keep: false, readout);
+            return HeadLogits(pass);
         }
         finally { ReturnPass(pass); }
     }
 
-    /// <summary>Trunk: images [B, C_in, H, W] (normalised) → tokens [B, N, D] after the final LayerNorm.</summary>
+    /// <summary>Trunk: images [B, C_in, H, W] (normalised) → tokens [B, N, D] after the final norm (as timm's
+    /// <c>forward_features</c>: with <c>fc_norm</c> the final norm comes after pooling, so the tokens come out unnormalised).</summary>
     public Tensor ForwardFeatures(Tensor images) => ForwardFeatures(images, null);
 
     /// <summary>The trunk, handing each block's qkv [B, N, 3D] to <paramref name="onBlockQkv"/> (layer, qkv) right after that block:
@@ -124,7 +135,7 @@ public sealed class VisionTransformer
         var pass = RentPass(batch);
         try
         {
-            pass.Embed(images, ClassToken.Data);
+            pass.Embed(images, ClassToken);
             var all = new[] { AttentionGroup.SelfAttention(Config.NumTokens) };
             foreach (var block in Blocks)
             {
@@ -137,24 +148,74 @@ public sealed class VisionTransformer
         return output;
     }
 
-    /// <summary>The classification head on final-norm class tokens [B, D] → logits [B, C].</summary>
-    internal Tensor Head(ReadOnlySpan<float> classTokens, int batch)
+    /// <summary>The backbone's own head on a pass's pooled readout → logits [B, C]: the head on the pooled vector, or for a
+    /// distilled model (head(class token) + head_dist(distillation token)) / 2, as timm's eval forward.</summary>
+    internal Tensor HeadLogits(StreamPass pass)
+    {
+        var pooled = pass.Pool();
+        if (!Config.DistillationToken) return Head(pooled, pass.Batch);
+        return DistilledHeads(pass.PooledRows, pass.Batch);
+    }
+
+    /// <summary>The classification head on pooled vectors [B, D] → logits [B, C].</summary>
+    internal Tensor Head(ReadOnlySpan<float> pooled, int batch)
     {
         var logits = new Tensor([batch, Config.NumClasses]);
-        Linear.Forward(logits.Data, classTokens[..(batch * Config.Dim)], HeadPacked!, HeadBias!.Data, batch);
+        Linear.Forward(logits.Data, pooled[..(batch * Config.Dim)], HeadPacked!, HeadBias!.Data, batch);
         return logits;
     }
 
-    /// <summary>Head on the class token: features [B, N, D] → logits [B, C], or the class token [B, D] with <paramref name="preLogits"/>.</summary>
+    /// <summary>(head(x[:, 0]) + head_dist(x[:, 1])) / 2 from the final-norm class and distillation tokens [B, 2, D].</summary>
+    Tensor DistilledHeads(ReadOnlySpan<float> rows, int batch)
+    {
+        int d = Config.Dim, c = Config.NumClasses;
+        var cls = new float[batch * d];
+        var dist = new float[batch * d];
+        for (int b = 0; b < batch; b++)
+        {
+            rows.Slice(2 * b * d, d).CopyTo(cls.AsSpan(b * d, d));
+            rows.Slice((2 * b + 1) * d, d).CopyTo(dist.AsSpan(b * d, d));
+        }
+        var logits = Head(cls, batch);
+        var distLogits = new float[batch * c];
+        Linear.Forward(distLogits, dist, _parameters["head_dist.weight"].Data, _parameters["head_dist.bias"].Data, batch, d, c);
+        TensorPrimitives.Add(logits.Data, distLogits, logits.Data);
+        TensorPrimitives.Multiply(logits.Data, 0.5f, logits.Data);
+        return logits;
+    }
+
+    /// <summary>timm's <c>forward_head</c> on features [B, N, D] from <see cref="ForwardFeatures(Tensor)"/>: pool (the class
+    /// token; a distilled model's class and distillation tokens; or the average of the patch tokens, prefix tokens excluded),
+    /// then <c>fc_norm</c> when the model has one → the pooled vector [B, D] with <paramref name="preLogits"/> (a distilled
+    /// model averages its two tokens), else the logits [B, C].</summary>
     public Tensor ForwardHead(Tensor features, bool preLogits = false)
     {
-        if (features.Rank != 3 || features.Shape[2] != Config.Dim) throw new ArgumentException($"Features must be [B, N, {Config.Dim}], got {features.ShapeString}.");
-        int batch = features.Shape[0], n = features.Shape[1], d = Config.Dim;
-        var cls = new Tensor([batch, d]);
-        for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, cls.Data, (long)b * d, d);
-        if (preLogits) return cls;
-        if (HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use preLogits.");
-        return Head(cls.Data, batch);
+        var c = Config;
+        if (features.Rank != 3 || features.Shape[2] != c.Dim || features.Shape[1] != c.NumTokens) throw new ArgumentException($"Features must be [B, {c.NumTokens}, {c.Dim}], got {features.ShapeString}.");
+        if (!preLogits && HeadPacked is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0); use preLogits.");
+        int batch = features.Shape[0], n = features.Shape[1], d = c.Dim;
+        var x = features.Data;
+        if (c.DistillationToken)
+        {
+            var rows = new float[batch * 2 * d];
+            for (int b = 0; b < batch; b++) Array.Copy(x, (long)b * n * d, rows, 2L * b * d, 2 * d);
+            if (!preLogits) return DistilledHeads(rows, batch);
+            var mean = new Tensor([batch, d]);
+            for (int b = 0; b < batch; b++)
+                TensorPrimitives.Add(rows.AsSpan(2 * b * d, d), rows.AsSpan((2 * b + 1) * d, d), mean.Data.AsSpan(b * d, d));
+            TensorPrimitives.Multiply(mean.Data, 0.5f, mean.Data);
+            return mean;
+        }
+        var pooled = new Tensor([batch, d]);
+        if (c.GlobalPool == VitPooling.Token)
+            for (int b = 0; b < batch; b++) Array.Copy(x, (long)b * n * d, pooled.Data, (long)b * d, d);
+        else
+        {
+            int prefix = c.PrefixTokens, p = c.NumPatches;
+            for (int b = 0; b < batch; b++) StreamPass.MeanOfRows(x.AsSpan((b * n + prefix) * d, p * d), p, d, pooled.Data.AsSpan(b * d, d));
+            if (c.FcNorm) LayerNorm.Forward(pooled.Data, default, default, pooled.Data, NormWeight.Data, NormBias.Data, batch, d, c.LayerNormEps);
+        }
+        return preLogits ? pooled : Head(pooled.Data, batch);
     }
 
     /// <summary>Drops the pooled inference buffers (they are rebuilt on the next forward).</summary>

@@ -4,14 +4,18 @@ using MLNet.MemoryTokens.Kernels;
 namespace MLNet.MemoryTokens.Model;
 
 /// <summary>One pre-norm transformer block: weights (views into the model's state dict), the forward every model runs (the
-/// backbone's own inference, memory tokens, the multi-task pass, VQT's query paths, full fine-tuning) and its backward — side by side.</summary>
+/// backbone's own inference, memory tokens, the multi-task pass, VQT's query paths, full fine-tuning) and its backward — side by side.
+/// The families differ here only in LayerScale (each branch scaled by γ before its residual add: DINOv2, DeiT-III), the MLP's
+/// activation (GELU or CLIP's QuickGELU) and whether qkv has a bias.</summary>
 /// <remarks>Legend: B batch, S stream rows per sample (N original tokens + extra rows such as task class tokens or queries),
 /// D width, F MLP width, m memory rows of one memory set (shared by the batch: keys/values only, never in the stream).</remarks>
 internal sealed class VitBlock
 {
     readonly VisionTransformer _model;
     public readonly int Index;
-    public readonly Tensor Norm1W, Norm1B, QkvW, QkvB, ProjW, ProjB, Norm2W, Norm2B, Fc1W, Fc1B, Fc2W, Fc2B;
+    public readonly Tensor Norm1W, Norm1B, QkvW, ProjW, ProjB, Norm2W, Norm2B, Fc1W, Fc1B, Fc2W, Fc2B;
+    /// <summary>[3D] or null (no qkv bias); [D] LayerScale's γ of each branch, or null.</summary>
+    public readonly Tensor? QkvB, Gamma1, Gamma2;
     Gemm.PackedB? _qkv, _proj, _fc1, _fc2, _qkvT, _projT, _fc1T, _fc2T;
 
     public VitBlock(VisionTransformer model, int index)
@@ -19,7 +23,8 @@ internal sealed class VitBlock
         _model = model; Index = index;
         var p = model.Parameters; string b = $"blocks.{index}.";
         Norm1W = p[b + "norm1.weight"]; Norm1B = p[b + "norm1.bias"];
-        QkvW = p[b + "attn.qkv.weight"]; QkvB = p[b + "attn.qkv.bias"];
+        QkvW = p[b + "attn.qkv.weight"]; QkvB = p.GetValueOrDefault(b + "attn.qkv.bias");
+        Gamma1 = p.GetValueOrDefault(b + "ls1.gamma"); Gamma2 = p.GetValueOrDefault(b + "ls2.gamma");
         ProjW = p[b + "attn.proj.weight"]; ProjB = p[b + "attn.proj.bias"];
         Norm2W = p[b + "norm2.weight"]; Norm2B = p[b + "norm2.bias"];
         Fc1W = p[b + "mlp.fc1.weight"]; Fc1B = p[b + "mlp.fc1.bias"];
@@ -27,6 +32,7 @@ internal sealed class VitBlock
     }
 
     VitConfig C => _model.Config;
+    ReadOnlySpan<float> QkvBias => QkvB is null ? default : QkvB.Data;
     // Forward panels hold Wᵀ (y = x Wᵀ); backward panels hold W (dx = dy W). Both packed once while the weights are frozen.
     public Gemm.PackedB QkvPacked => _qkv ??= Gemm.Pack(true, C.Dim, 3 * C.Dim, QkvW.Data, C.Dim);
     public Gemm.PackedB ProjPacked => _proj ??= Gemm.Pack(true, C.Dim, C.Dim, ProjW.Data, C.Dim);
@@ -55,13 +61,13 @@ internal sealed class VitBlock
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, keep ? tape.Ln1Mean : default, keep ? tape.Ln1Rstd : default, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
-        Linear.Forward(tape.Qkv, tape.Ln1, QkvPacked, QkvB.Data, rows);
+        Linear.Forward(tape.Qkv, tape.Ln1, QkvPacked, QkvBias, rows);
         // LN1 and qkv of each memory set, once for the whole batch              [m, D] → [m, 3D]
         for (int j = 0; j < memories.Count; j++)
         {
             int m = memories[j].Length / d;
             LayerNorm.Forward(tape.MemLn1[j], keep ? tape.MemMean[j] : default, keep ? tape.MemRstd[j] : default, memories[j].Span, Norm1W.Data, Norm1B.Data, m, d, c.LayerNormEps);
-            Linear.Forward(tape.MemQkv[j], tape.MemLn1[j], QkvPacked, QkvB.Data, m);
+            Linear.Forward(tape.MemQkv[j], tape.MemLn1[j], QkvPacked, QkvBias, m);
         }
         // attention, group by group, into the query rows of Attn              [B, S, D]
         // all groups in one pass over (sample, head): each sample's keys/values are read once for every group (probability
@@ -86,14 +92,47 @@ internal sealed class VitBlock
             live.Gather(x, px, batch, seqRows, d);
             live.Gather(tape.Attn, pa, batch, seqRows, d);
         }
-        // x ← x + Attn Wprojᵀ + b (rows no group queried keep a zero attention output: the residual passes them through)
-        Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
+        // x ← x + [γ1 ⊙] (Attn Wprojᵀ + b) (rows no group queried keep a zero attention output: the residual passes them through)
+        if (Gamma1 is null) Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
+        else
+        {
+            Linear.Forward(tape.Branch1, pa, ProjPacked, ProjB.Data, prows);
+            AddScaled(px, tape.Branch1, Gamma1.Data, prows, d);
+        }
         if (keep) Array.Copy(px, tape.Mid, (long)prows * d);
-        // x ← x + FC2(GELU(FC1(LN2(x))))
+        // x ← x + [γ2 ⊙] FC2(act(FC1(LN2(x)))), act = GELU or QuickGELU (its derivative kept for backward)
         LayerNorm.Forward(tape.Ln2, keep ? tape.Ln2Mean : default, keep ? tape.Ln2Rstd : default, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
-        Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
-        Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
+        if (c.Activation == VitActivation.Gelu) Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+        else
+        {
+            var hidden = tape.Gelu.AsSpan(0, prows * c.MlpDim);
+            Linear.Forward(hidden, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+            QuickGelu.Forward(hidden, keep ? tape.GeluDerivative.AsSpan(0, prows * c.MlpDim) : default, hidden);
+        }
+        if (Gamma2 is null) Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
+        else
+        {
+            Linear.Forward(tape.Branch2, tape.Gelu, Fc2Packed, Fc2B.Data, prows);
+            AddScaled(px, tape.Branch2, Gamma2.Data, prows, d);
+        }
         live?.Scatter(px, x, batch, seqRows, d);
+    }
+
+    /// <summary>x[r] += γ ⊙ branch[r] for each of <paramref name="rows"/> rows (LayerScale's residual add).</summary>
+    static void AddScaled(Span<float> x, ReadOnlySpan<float> branch, ReadOnlySpan<float> gamma, int rows, int d)
+    {
+        for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(branch.Slice(r * d, d), gamma, x.Slice(r * d, d), x.Slice(r * d, d));
+    }
+
+    /// <summary>into[r] = γ ⊙ dx[r] (the gradient of a LayerScale branch); dγ += Σ_r dx[r] ⊙ branch[r] when weight gradients
+    /// are asked for.</summary>
+    static void ScaleBackward(Span<float> into, ReadOnlySpan<float> dx, ReadOnlySpan<float> gamma, ReadOnlySpan<float> branch, Span<float> dGamma, int rows, int d)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            TensorPrimitives.Multiply(dx.Slice(r * d, d), gamma, into.Slice(r * d, d));
+            if (!dGamma.IsEmpty) TensorPrimitives.FusedMultiplyAdd(dx.Slice(r * d, d), branch.Slice(r * d, d), dGamma, dGamma);
+        }
     }
 
     unsafe Attention.Segment[] Segments(AttentionGroup grp, float* qkv, int seqRows, BlockTape tape, ExternalKeyValues? external)
@@ -132,19 +171,33 @@ internal sealed class VitBlock
             (pdx, pa, prows) = (tape.LiveDx, tape.LiveAttn, batch * live.Count);
             live.Gather(dx, pdx, batch, seqRows, d);
         }
-        // forward: x_out = mid + Gelu Wfc2ᵀ + b2   → dGelu = dx Wfc2; dWfc2 += dxᵀ Gelu; db2 += Σ dx
-        //          and Gelu = gelu(Fc1)            → dFc1 = dGelu ⊙ gelu'(Fc1), fused into the same GEMM (gelu' kept by forward)
-        Linear.BackwardInputGelu(s.DHidden2, pdx, Fc2PackedT, tape.GeluDerivative, prows);
-        if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, pdx, tape.Gelu, Fc2W.Data, prows, f, d);
+        // forward: x_out = mid + [γ2 ⊙] F2         → dF2 = [γ2 ⊙] dx; dγ2 += Σ dx ⊙ F2
+        ReadOnlySpan<float> dF2 = pdx;
+        if (Gamma2 is not null)
+        {
+            ScaleBackward(s.DScaled, pdx, Gamma2.Data, tape.Branch2, w?.Gamma2 ?? default, prows, d);
+            dF2 = s.DScaled;
+        }
+        // forward: F2 = Act Wfc2ᵀ + b2              → dAct = dF2 Wfc2; dWfc2 += dF2ᵀ Act; db2 += Σ dF2
+        //          and Act = act(Fc1)              → dFc1 = dAct ⊙ act'(Fc1), fused into the same GEMM (act' kept by forward)
+        Linear.BackwardInputGelu(s.DHidden2, dF2, Fc2PackedT, tape.GeluDerivative, prows);
+        if (w != null) Linear.Backward(default, w.Fc2W, w.Fc2B, dF2, tape.Gelu, Fc2W.Data, prows, f, d);
         // forward: Fc1 = Ln2 Wfc1ᵀ + b1           → dLn2 = dFc1 Wfc1
         Linear.BackwardInput(s.DRow, s.DHidden2, Fc1PackedT, prows, accumulate: false);
         if (w != null) Linear.Backward(default, w.Fc1W, w.Fc1B, s.DHidden2, tape.Ln2, Fc1W.Data, prows, d, f);
         // forward: Ln2 = LN2(mid)                  → dMid = dx (residual) + LN2'(dLn2)
         LayerNorm.Backward(pdx, w?.Norm2W ?? default, w?.Norm2B ?? default, s.DRow, tape.Mid, Norm2W.Data, tape.Ln2Mean, tape.Ln2Rstd, prows, d);
-        // forward: mid = x + Attn Wprojᵀ + bp      → dAttn = dMid Wproj
+        // forward: mid = x + [γ1 ⊙] P               → dP = [γ1 ⊙] dMid; dγ1 += Σ dMid ⊙ P
+        ReadOnlySpan<float> dP = pdx;
+        if (Gamma1 is not null)
+        {
+            ScaleBackward(s.DScaled, pdx, Gamma1.Data, tape.Branch1, w?.Gamma1 ?? default, prows, d);
+            dP = s.DScaled;
+        }
+        // forward: P = Attn Wprojᵀ + bp             → dAttn = dP Wproj
         //                                          (dWproj first: with live rows, dAttn then overwrites the gathered Attn)
-        if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, pdx, pa, ProjW.Data, prows, d, d);
-        Linear.BackwardInput(live is null ? s.DRow : tape.LiveAttn, pdx, ProjPackedT, prows, accumulate: false);
+        if (w != null) Linear.Backward(default, w.ProjW, w.ProjB, dP, pa, ProjW.Data, prows, d, d);
+        Linear.BackwardInput(live is null ? s.DRow : tape.LiveAttn, dP, ProjPackedT, prows, accumulate: false);
         if (live is not null)
         {
             // back to full rows: dAttn and the residual dMid live-rows only, zero elsewhere (a stale row's output fed nothing)
@@ -173,7 +226,7 @@ internal sealed class VitBlock
             }
         // forward: qkv = Ln1 Wqkvᵀ + bq            → dLn1 = dQkv Wqkv
         Linear.BackwardInput(s.DRow, s.DQkv, QkvPackedT, rows, accumulate: false);
-        if (w != null) Linear.Backward(default, w.QkvW, w.QkvB, s.DQkv, tape.Ln1, QkvW.Data, rows, d, 3 * d);
+        if (w != null) Linear.Backward(default, w.QkvW, QkvB is null ? default : w.QkvB, s.DQkv, tape.Ln1, QkvW.Data, rows, d, 3 * d);
         // forward: Ln1 = LN1(x)                    → dx = dMid (residual) + LN1'(dLn1)
         LayerNorm.Backward(dx, w?.Norm1W ?? default, w?.Norm1B ?? default, s.DRow, tape.Input, Norm1W.Data, tape.Ln1Mean, tape.Ln1Rstd, rows, d);
         // memory rows: Σ over the batch first (the rows are shared), then back through qkv and LN1 into dMemory
@@ -185,7 +238,7 @@ internal sealed class VitBlock
             for (int b = 0; b < batch; b++) TensorPrimitives.Add(sum, tape.DMemQkv[j].AsSpan(b * m * 3 * d, m * 3 * d), sum);
             var dLn = tape.DMemLn1[j].AsSpan(0, m * d);
             Linear.BackwardInput(dLn, sum, QkvPackedT, m, accumulate: false);
-            if (w != null) Linear.Backward(default, w.QkvW, w.QkvB, sum, tape.MemLn1[j], QkvW.Data, m, d, 3 * d);
+            if (w != null) Linear.Backward(default, w.QkvW, QkvB is null ? default : w.QkvB, sum, tape.MemLn1[j], QkvW.Data, m, d, 3 * d);
             LayerNorm.Backward(dMemories[j].Span, w?.Norm1W ?? default, w?.Norm1B ?? default, dLn, memories[j].Span, Norm1W.Data, tape.MemMean[j], tape.MemRstd[j], m, d);
         }
     }
@@ -194,18 +247,26 @@ internal sealed class VitBlock
 /// <summary>Weight gradients of one block (full fine-tuning), accumulated into; shapes as the weights.</summary>
 internal sealed class BlockGrads(VitConfig c)
 {
+    readonly VitConfig _config = c;
     public readonly float[] Norm1W = new float[c.Dim], Norm1B = new float[c.Dim];
     public readonly float[] QkvW = new float[3 * c.Dim * c.Dim], QkvB = new float[3 * c.Dim];
     public readonly float[] ProjW = new float[c.Dim * c.Dim], ProjB = new float[c.Dim];
     public readonly float[] Norm2W = new float[c.Dim], Norm2B = new float[c.Dim];
     public readonly float[] Fc1W = new float[c.MlpDim * c.Dim], Fc1B = new float[c.MlpDim];
     public readonly float[] Fc2W = new float[c.Dim * c.MlpDim], Fc2B = new float[c.Dim];
+    public readonly float[] Gamma1 = c.LayerScale ? new float[c.Dim] : [], Gamma2 = c.LayerScale ? new float[c.Dim] : [];
 
-    /// <summary>(timm name suffix, gradient) pairs, to line up with the model's parameters.</summary>
-    public IEnumerable<(string Suffix, float[] Grad)> Named() =>
-    [
-        ("norm1.weight", Norm1W), ("norm1.bias", Norm1B), ("attn.qkv.weight", QkvW), ("attn.qkv.bias", QkvB),
-        ("attn.proj.weight", ProjW), ("attn.proj.bias", ProjB), ("norm2.weight", Norm2W), ("norm2.bias", Norm2B),
-        ("mlp.fc1.weight", Fc1W), ("mlp.fc1.bias", Fc1B), ("mlp.fc2.weight", Fc2W), ("mlp.fc2.bias", Fc2B),
-    ];
+    /// <summary>(timm name suffix, gradient) pairs of the block's weights (as the config has them), to line up with the model's parameters.</summary>
+    public IEnumerable<(string Suffix, float[] Grad)> Named()
+    {
+        yield return ("norm1.weight", Norm1W); yield return ("norm1.bias", Norm1B);
+        yield return ("attn.qkv.weight", QkvW);
+        if (_config.QkvBias) yield return ("attn.qkv.bias", QkvB);
+        yield return ("attn.proj.weight", ProjW); yield return ("attn.proj.bias", ProjB);
+        if (_config.LayerScale) yield return ("ls1.gamma", Gamma1);
+        yield return ("norm2.weight", Norm2W); yield return ("norm2.bias", Norm2B);
+        yield return ("mlp.fc1.weight", Fc1W); yield return ("mlp.fc1.bias", Fc1B);
+        yield return ("mlp.fc2.weight", Fc2W); yield return ("mlp.fc2.bias", Fc2B);
+        if (_config.LayerScale) yield return ("ls2.gamma", Gamma2);
+    }
 }

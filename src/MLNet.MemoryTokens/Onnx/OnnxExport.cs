@@ -94,7 +94,7 @@ public static class OnnxExport
             var (name, adapter) = tasks[0];
             var plan = ExportPlanner.ForAdapter(backbone, name, adapter, adapter.Folder ?? name);
             if (!o.Features) return plan;
-            if (plan.Heads[0].From != Readout.QueryFeatures) throw new ArgumentException($"Adapter '{adapter.Folder ?? name}' is a {adapter.Config.Method} adapter; only VQT adapters export features.");
+            if (plan.Heads[0].From != HeadInput.QueryFeatures) throw new ArgumentException($"Adapter '{adapter.Folder ?? name}' is a {adapter.Config.Method} adapter; only VQT adapters export features.");
             return plan with { Heads = [plan.Heads[0] with { Weight = null, Bias = null, Labels = [] }] };
         }
         if (o.Features) throw new ArgumentException("Features are a single VQT adapter's output, not the multi-task pass's.");

@@ -1,17 +1,19 @@
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
 using static MLNet.MemoryTokens.Onnx.OnnxGraph;
 
 namespace MLNet.MemoryTokens.Onnx;
 
-/// <summary>The ViT forward of an <see cref="ExportPlan"/> as an ONNX graph: patch convolution, class token, position
-/// embedding, pre-norm blocks (LayerNormalization, MatMul, Softmax attention, exact Erf GELU), final norm, heads.</summary>
+/// <summary>The ViT forward of an <see cref="ExportPlan"/> as an ONNX graph: patch convolution, prefix tokens (class,
+/// distillation, registers), position embedding, norm_pre, pre-norm blocks (LayerNormalization, MatMul, Softmax attention,
+/// exact Erf GELU or QuickGELU, LayerScale), the pooling (class token, distilled pair, or patch average with fc_norm), heads.</summary>
 /// <remarks>
 /// Legend: B batch (the dynamic "batch" dimension), N = 1 + P tokens, P patches, D width, H heads, d = D/H, R side rows
 /// (masked tasks' class tokens or VQT queries), M memory rows, K key rows, C classes.
-/// Everything is built from the config and the named weights, so a new block feature is one change in one place: a
-/// prefix token (register, distillation) joins <see cref="Embed"/>; <c>norm_pre</c> follows it; LayerScale multiplies the two
-/// branches in <see cref="Finish"/>; QuickGELU replaces <see cref="Gelu"/>; global-average pooling with <c>fc_norm</c> is
-/// another <see cref="Readout"/> (and keeps every row live in the last block).
+/// Everything is built from the config and the named weights, each family feature in one place: prefix tokens (registers, a
+/// distillation token) and <c>no_embed_class</c> in <see cref="Embed"/>, which <c>norm_pre</c> ends; LayerScale multiplies the
+/// two branches in <see cref="Finish"/>; QuickGELU is <see cref="Activation"/>'s other case; the pooling is <see cref="Pool"/>
+/// (the last block takes exactly the rows it reads past attention).
 /// Memory keys/values come from constants only (LN1 and qkv of the memory rows), so ONNX Runtime folds them at load time.
 /// </remarks>
 internal sealed class VitOnnxGraph
@@ -53,10 +55,10 @@ internal sealed class VitOnnxGraph
         for (int l = 0; l < c.Depth; l++)
         {
             g.Scope = $"blocks.{l}";
-            // the last block: only the class token goes past attention, and only if a head reads it
-            int mainQueries = l < c.Depth - 1 ? c.NumTokens : p.ReadsClassToken ? 1 : 0;
+            // the last block: only the rows the pooling reads go past attention, and only if a head reads them
+            var main = l < c.Depth - 1 ? (0, c.NumTokens) : p.ReadsPooled ? ReadoutRows() : (0, 0);
             var side = p.Queries is not null ? QueriesInput(l) : y;
-            (x, side) = Block(l, x!, side, mainQueries);
+            (x, side) = Block(l, x!, side, main);
             if (p.Queries is not null) queryOutputs.Add(side!);
             else y = side;
         }
@@ -64,23 +66,38 @@ internal sealed class VitOnnxGraph
         Heads(x, y, queryOutputs);
     }
 
-    /// <summary>images [B, C_in, H, W] → tokens [B, N, D]: x = concat(cls, patches) + pos.</summary>
+    /// <summary>The rows of x the pooling reads after the last block: the class token, the class and distillation tokens, or
+    /// the patches (average pooling, prefix tokens excluded).</summary>
+    (int Start, int Count) ReadoutRows() =>
+        C.GlobalPool == VitPooling.Average ? (C.PrefixTokens, C.NumPatches) : (0, C.DistillationToken ? 2 : 1);
+
+    /// <summary>images [B, C_in, H, W] → tokens [B, N, D]: x = concat(prefix tokens, patches) + pos (with no_embed_class:
+    /// concat(prefix tokens, patches + pos)), then norm_pre.</summary>
     string Embed(string images)
     {
         int d = C.Dim, ps = C.PatchSize;
-        var conv = g.Op("Conv", [images, W("patch_embed.proj.weight"), W("patch_embed.proj.bias")],
-            A("kernel_shape", new long[] { ps, ps }), A("strides", new long[] { ps, ps }));   // [B, D, g, g]
+        string[] convInputs = C.PatchBias ? [images, W("patch_embed.proj.weight"), W("patch_embed.proj.bias")] : [images, W("patch_embed.proj.weight")];
+        var conv = g.Op("Conv", convInputs, A("kernel_shape", new long[] { ps, ps }), A("strides", new long[] { ps, ps }));   // [B, D, g, g]
         var patches = g.Transpose(g.Reshape(conv, 0, d, -1), 0, 2, 1);                       // [B, P, D]
-        var cls = g.Expand(Own("embed/cls_token", p.ClassToken.Data, 1, 1, d), _batch11);     // [B, 1, D]
-        return g.Add(g.Concat(1, cls, patches), W("pos_embed"));                             // [B, N, D]
+        var prefix = new List<string>();                                                     // each [B, r, D]
+        if (p.ClassToken is not null) prefix.Add(g.Expand(Own("embed/cls_token", p.ClassToken.Data, 1, 1, d), _batch11));
+        if (C.DistillationToken) prefix.Add(g.Expand(W("dist_token"), _batch11));
+        if (C.RegisterTokens > 0) prefix.Add(g.Expand(W("reg_token"), _batch11));
+        var x = C.NoEmbedClass
+            ? g.Concat(1, [.. prefix, g.Add(patches, W("pos_embed"))])
+            : g.Add(g.Concat(1, [.. prefix, patches]), W("pos_embed"));                       // [B, N, D]
+        return C.PreNorm ? g.LayerNorm(x, W("norm_pre.weight"), W("norm_pre.bias"), C.LayerNormEps) : x;
     }
 
-    /// <summary>[B, R, D]: each masked task's class token + pos[0], in task order.</summary>
+    /// <summary>[B, R, D]: each masked task's class token (+ pos[0] when the class token has a position), in task order,
+    /// through norm_pre as the original rows.</summary>
     string TaskRowsInput()
     {
         int d = C.Dim;
         var tokens = p.TaskRows.SelectMany(t => t.ClassToken.Data).ToArray();
-        var rows = g.Add(Own("tasks/cls_token", tokens, 1, p.TaskRows.Count, d), g.Slice(W("pos_embed"), 1, 0, 1));
+        var rows = Own("tasks/cls_token", tokens, 1, p.TaskRows.Count, d);
+        if (C.ClassTokenHasPosition) rows = g.Add(rows, g.Slice(W("pos_embed"), 1, 0, 1));
+        if (C.PreNorm) rows = g.LayerNorm(rows, W("norm_pre.weight"), W("norm_pre.bias"), C.LayerNormEps);
         return g.Expand(rows, _batch11);
     }
 
@@ -91,10 +108,10 @@ internal sealed class VitOnnxGraph
         return g.Expand(Own($"queries/{l}", LayerRows(p.Queries, l), 1, t, d), _batch11);
     }
 
-    /// <summary>One pre-norm block on the original tokens x [B, N, D] (their first <paramref name="mainQueries"/> rows going on:
-    /// N, 1 in the last block, or 0 when nothing reads them) and the side rows y [B, R, D], which read the original tokens'
-    /// keys/values and are never read by them.</summary>
-    (string? X, string? Y) Block(int l, string x, string? y, int mainQueries)
+    /// <summary>One pre-norm block on the original tokens x [B, N, D] (the rows <paramref name="main"/> going on: all N, the
+    /// rows the pooling reads in the last block, or none when nothing reads them) and the side rows y [B, R, D], which read the
+    /// original tokens' keys/values and are never read by them.</summary>
+    (string? X, string? Y) Block(int l, string x, string? y, (int Start, int Count) main)
     {
         string b = $"blocks.{l}.";
         int d = C.Dim, n = C.NumTokens;
@@ -103,10 +120,10 @@ internal sealed class VitOnnxGraph
         var keys = new List<KeySegment> { original };
         if (p.StreamMemory is { } mem) keys.Add(MemoryKeys(b, Own($"memory/{l}", LayerRows(mem, l), mem.Shape[1], d)));
         string? xOut = null;
-        if (mainQueries > 0)
+        if (main.Count > 0)
         {
-            var (xq, qq) = mainQueries == n ? (x, q) : (g.Slice(x, 1, 0, mainQueries), g.Slice(q, 1, 0, mainQueries));
-            xOut = Finish(b, xq, Attend(Queries(qq), keys, null, mainQueries));
+            var (xq, qq) = main.Count == n ? (x, q) : (g.Slice(x, 1, main.Start, main.Start + main.Count), g.Slice(q, 1, main.Start, main.Start + main.Count));
+            xOut = Finish(b, xq, Attend(Queries(qq), keys, null, main.Count));
         }
         if (y is null) return (xOut, null);
         var (qy, ky, vy) = Qkv(b, y);
@@ -180,43 +197,79 @@ internal sealed class VitOnnxGraph
         return all ? null : mask;
     }
 
-    /// <summary>x + Proj(attn), then + MLP(LN2(·)): the rest of the block, for the rows that go on.</summary>
+    /// <summary>x + [γ1 ⊙] Proj(attn), then + [γ2 ⊙] MLP(LN2(·)): the rest of the block, for the rows that go on.</summary>
     string Finish(string b, string x, string attn)
     {
-        x = g.Add(x, Linear(attn, b + "attn.proj"));
-        var h = Gelu(Linear(g.LayerNorm(x, W(b + "norm2.weight"), W(b + "norm2.bias"), C.LayerNormEps), b + "mlp.fc1"));
-        return g.Add(x, Linear(h, b + "mlp.fc2"));
+        var proj = Linear(attn, b + "attn.proj");
+        x = g.Add(x, C.LayerScale ? g.Mul(proj, W(b + "ls1.gamma")) : proj);
+        var h = Activation(Linear(g.LayerNorm(x, W(b + "norm2.weight"), W(b + "norm2.bias"), C.LayerNormEps), b + "mlp.fc1"));
+        var mlp = Linear(h, b + "mlp.fc2");
+        return g.Add(x, C.LayerScale ? g.Mul(mlp, W(b + "ls2.gamma")) : mlp);
     }
+
+    /// <summary>The MLP's activation: exact GELU, or QuickGELU x·σ(1.702·x).</summary>
+    string Activation(string x) =>
+        C.Activation == VitActivation.QuickGelu ? g.Mul(x, g.Op("Sigmoid", [g.Mul(x, g.Scalar(1.702f))])) : Gelu(x);
 
     /// <summary>Exact GELU: ½·x·(1 + erf(x/√2)) (ONNX Runtime fuses this pattern into its Gelu kernel).</summary>
     string Gelu(string x) =>
         g.Mul(g.Mul(x, g.Add(g.Op("Erf", [g.Div(x, g.Scalar(MathF.Sqrt(2f)))]), g.Scalar(1f))), g.Scalar(0.5f));
 
-    /// <summary>y = x Wᵀ + b for a timm linear (W [out, in] stored transposed once, as MatMul wants it).</summary>
-    string Linear(string x, string prefix) => g.Add(g.MatMul(x, WT(prefix + ".weight")), W(prefix + ".bias"));
+    /// <summary>y = x Wᵀ + b for a timm linear (W [out, in] stored transposed once, as MatMul wants it; no bias where the
+    /// model has none, as qkv in some).</summary>
+    string Linear(string x, string prefix)
+    {
+        var y = g.MatMul(x, WT(prefix + ".weight"));
+        return p.Trunk.ContainsKey(prefix + ".bias") ? g.Add(y, W(prefix + ".bias")) : y;
+    }
 
-    string FinalNorm(string x) => g.LayerNorm(x, W("norm.weight"), W("norm.bias"), C.LayerNormEps);
+    /// <summary>The readout norm: <c>norm</c>, or <c>fc_norm</c> (which average-pooled models apply after pooling).</summary>
+    string FinalNorm(string x) => g.LayerNorm(x, W(C.FinalNormName + ".weight"), W(C.FinalNormName + ".bias"), C.LayerNormEps);
+
+    /// <summary>The pooled output [B, D] from the rows the last block kept (<see cref="ReadoutRows"/>): the final-norm class
+    /// token; a distilled model's final-norm class and distillation tokens averaged (each also returned, for its own heads);
+    /// the patch average through fc_norm, or the final-normed patches averaged.</summary>
+    (string Pooled, string? Cls, string? Dist) Pool(string x)
+    {
+        if (C.DistillationToken)
+        {
+            var cls = FinalNorm(g.Take(x, 1, 0));
+            var dist = FinalNorm(g.Take(x, 1, 1));
+            return (g.Mul(g.Add(cls, dist), g.Scalar(0.5f)), cls, dist);
+        }
+        if (C.GlobalPool == VitPooling.Token) return (FinalNorm(g.Take(x, 1, 0)), null, null);
+        string Mean(string rows) => g.Mul(g.Op("ReduceSum", [rows, g.Ints(1)], A("keepdims", 0L)), g.Scalar(1f / C.NumPatches));
+        return (C.FcNorm ? FinalNorm(Mean(x)) : Mean(FinalNorm(x)), null, null);
+    }
 
     void Heads(string? x, string? y, List<string> queryOutputs)
     {
-        string? cls = p.ReadsClassToken ? FinalNorm(g.Take(x!, 1, 0)) : null;   // [B, D]
+        var pooled = p.ReadsPooled ? Pool(x!) : default;   // [B, D]
         string? features = null;
         foreach (var h in p.Heads)
         {
             var input = h.From switch
             {
-                Readout.ClassToken => cls!,
-                Readout.TaskRow => FinalNorm(g.Take(y!, 1, h.Row)),
-                _ => features ??= QueryFeatures(cls!, queryOutputs),
+                HeadInput.Pooled => pooled.Pooled,
+                HeadInput.TaskRow => FinalNorm(g.Take(y!, 1, h.Row)),
+                _ => features ??= QueryFeatures(pooled.Pooled, queryOutputs),
             };
             if (h.Kept is not null) input = g.Op("Gather", [input, g.Ints(h.Kept.Select(i => (long)i).ToArray())], A("axis", 1L));
-            var output = h.Weight is null ? input
-                : g.Gemm(input, Own($"heads/{h.Output}/weight", h.Weight.Data, h.Weight.Shape), Own($"heads/{h.Output}/bias", h.Bias!.Data, h.Bias.Shape));
+            string output;
+            if (h.Weight is null) output = input;
+            else if (h.DistWeight is null) output = g.Gemm(input, Own($"heads/{h.Output}/weight", h.Weight.Data, h.Weight.Shape), Own($"heads/{h.Output}/bias", h.Bias!.Data, h.Bias.Shape));
+            else
+            {
+                // a distilled backbone's own heads: (head(class token) + head_dist(distillation token)) / 2, as timm's eval forward
+                var cls = g.Gemm(pooled.Cls!, Own($"heads/{h.Output}/weight", h.Weight.Data, h.Weight.Shape), Own($"heads/{h.Output}/bias", h.Bias!.Data, h.Bias.Shape));
+                var dist = g.Gemm(pooled.Dist!, Own($"heads/{h.Output}/dist_weight", h.DistWeight.Data, h.DistWeight.Shape), Own($"heads/{h.Output}/dist_bias", h.DistBias!.Data, h.DistBias.Shape));
+                output = g.Mul(g.Add(cls, dist), g.Scalar(0.5f));
+            }
             g.Output(output, h.Output, "batch", h.Width(C, p.Queries?.Shape[1] ?? 0));
         }
     }
 
-    /// <summary>VQT features [B, D·(1 + L·T)]: the L2-normalised final-norm class token, then each layer's query outputs
+    /// <summary>VQT features [B, D·(1 + L·T)]: the L2-normalised pooled output, then each layer's query outputs
     /// flattened to [B, T·D] and L2-normalised on their own.</summary>
     string QueryFeatures(string cls, List<string> outputs)
     {

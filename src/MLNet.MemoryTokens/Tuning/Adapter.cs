@@ -163,6 +163,15 @@ public sealed class Adapter
         return model;
     }
 
+    /// <summary>Tensor <paramref name="name"/>, refused with a message naming the adapter when it is missing or not of
+    /// <paramref name="shape"/>.</summary>
+    public Tensor Need(string name, string where, params int[] shape)
+    {
+        if (!Tensors.TryGetValue(name, out var t)) throw new InvalidDataException($"Adapter '{where}' has no tensor '{name}' that method {Config.Method} needs.");
+        if (!t.ShapeEquals(shape)) throw new InvalidDataException($"Adapter '{where}': tensor '{name}' has shape {t.ShapeString}, expected {Tensor.FormatShape(shape)}.");
+        return t;
+    }
+
     /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
     internal void CopyTo(ITunedModel model, string where)
     {

@@ -36,6 +36,13 @@ public abstract class TuningMethodDefinition
     /// the adapters it extends, resolved and checked): what rebuilds its model. The reverse of <see cref="DescribeAdapter"/>.</summary>
     public virtual TuningOptions ReadAdapter(AdapterConfig config, IReadOnlyList<Adapter> extends) => new() { Method = Method };
 
+    /// <summary>How an adapter of this method changes the backbone's forward, from its tensors (checked by name and shape
+    /// against <paramref name="backbone"/>): what the ONNX export builds its graph from. <paramref name="extends"/>: the
+    /// adapters a model-extension adapter was trained on, resolved and checked.</summary>
+    /// <exception cref="InvalidDataException">A tensor the method needs is missing or has the wrong shape.</exception>
+    public virtual AdaptedForward DescribeForward(Adapter adapter, VitConfig backbone, string where, IReadOnlyList<Adapter> extends) =>
+        throw new NotSupportedException($"Adapter '{where}': method {Name} cannot describe its forward for export.");
+
     /// <summary>How the managed engine runs this method: its model and its training step.</summary>
     public abstract IMethodCompute Managed { get; }
 }

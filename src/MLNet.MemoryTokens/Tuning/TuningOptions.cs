@@ -15,7 +15,8 @@ public sealed record TuningOptions
     /// <summary>Model extension (the paper's Table 1; masked memory only): earlier masked adapters, in the order they were
     /// trained, whose class tokens and memory this task's class token also reads. They stay frozen.</summary>
     public IReadOnlyList<Adapter> Extends { get; init; } = [];
-    /// <summary>Train the class token along with memory (the paper's default); ignored by the other methods.</summary>
+    /// <summary>Train the class token along with memory (the paper's default); ignored by the other methods, and by a backbone
+    /// without a class token (average pooling: nothing to train).</summary>
     public bool TrainClassToken { get; init; } = true;
     /// <summary>VQT query tokens per layer (T).</summary>
     public int QueryTokens { get; init; } = 1;

@@ -27,13 +27,27 @@ public static class OnnxFixtures
             for (int i = 0; i < t.Length; i++)
             {
                 double r = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
-                t.Data[i] = (float)(norm && key.EndsWith(".weight") ? 1 + 0.2 * r : key.EndsWith(".bias") ? 0.1 * r : key is "cls_token" or "pos_embed" ? 0.5 * r : 0.15 * r);
+                t.Data[i] = (float)((norm && key.EndsWith(".weight")) || key.EndsWith(".gamma") ? 1 + 0.2 * r : key.EndsWith(".bias") ? 0.1 * r
+                    : key is "cls_token" or "pos_embed" or "dist_token" or "reg_token" ? 0.5 * r : 0.15 * r);
             }
             sd[key] = t;
         }
         var model = new VisionTransformer(c, sd);
         return new Backbone(model, new PreprocessConfig { InputSize = c.ImageSize }, "tiny-random", Backbone.ComputeFingerprint(model.Parameters));
     }
+
+    /// <summary>A tiny ViT of each backbone family (as <see cref="Tiny"/>, with the family's features), and patch 32.</summary>
+    public static readonly IReadOnlyDictionary<string, VitConfig> Families = new Dictionary<string, VitConfig>
+    {
+        ["deit3"] = Tiny with { NoEmbedClass = true, LayerScale = true },
+        ["deit_distilled"] = Tiny with { DistillationToken = true },
+        ["dinov2"] = Tiny with { PatchSize = 14, ImageSize = 28, LayerScale = true },
+        ["dinov2_reg"] = Tiny with { PatchSize = 14, ImageSize = 28, LayerScale = true, RegisterTokens = 4, NoEmbedClass = true },
+        ["clip"] = Tiny with { PatchSize = 8, PreNorm = true, PatchBias = false, LayerNormEps = 1e-5f, Activation = VitActivation.QuickGelu },
+        ["gap"] = Tiny with { ClassToken = false, RegisterTokens = 4, NoEmbedClass = true, LayerScale = true, GlobalPool = VitPooling.Average, FcNorm = true },
+        ["gap_norm"] = Tiny with { ClassToken = false, QkvBias = false, LayerScale = true, GlobalPool = VitPooling.Average },
+        ["patch32"] = Tiny with { PatchSize = 32, ImageSize = 64 },
+    };
 
     public static readonly string[] Methods = ["head", "head-class", "full", "memory", "memory-frozen-class", "vqt", "vqt-compressed", "vqt-memory", "masked", "masked-extension"];
 

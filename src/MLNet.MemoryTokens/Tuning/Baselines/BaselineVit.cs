@@ -13,10 +13,11 @@ public sealed record BaselineOptions
     public bool TrainBackbone { get; init; }
 }
 
-/// <summary>The baselines' model, forward and backward: the backbone with a new linear head on its final-norm class token —
-/// alone (linear probe), with the class token trained (head + class token), or with every weight trained (full fine-tuning).</summary>
-/// <remarks>Legend: B batch, N = 1 + P rows per sample, L layers, D width, C classes. The stream is the backbone's own; the
-/// last block takes only the class token past attention (nothing else reaches the head).</remarks>
+/// <summary>The baselines' model, forward and backward: the backbone with a new linear head on its pooled output (the
+/// final-norm class token, or what the backbone's pooling gives) — alone (linear probe), with the class token trained (head +
+/// class token), or with every weight trained (full fine-tuning).</summary>
+/// <remarks>Legend: B batch, N = prefix + P rows per sample, L layers, D width, C classes. The stream is the backbone's own; the
+/// last block takes only the rows the pooling reads past attention (nothing else reaches the head).</remarks>
 public sealed class BaselineVit : ITunedModel
 {
     public VisionTransformer Backbone { get; }
@@ -48,7 +49,7 @@ public sealed class BaselineVit : ITunedModel
         var parameters = new List<TrainableParameter>();
         if (options.TrainClassToken && !options.TrainBackbone)
         {
-            ClassToken = backbone.ClassToken.Clone();
+            ClassToken = backbone.ClassToken?.Clone() ?? throw new ArgumentException("This backbone has no class token (it pools by average): head + class token needs one; train the head alone, or memory tokens.");
             parameters.Add(_classToken = new TrainableParameter("cls_token", ClassToken) { WeightDecay = false });
         }
         (HeadWeight, HeadBias) = HeadInit.Create(numClasses, C.Dim, rng);
@@ -57,14 +58,14 @@ public sealed class BaselineVit : ITunedModel
         if (options.TrainBackbone)
         {
             foreach (var (name, t) in backbone.Parameters)
-                if (!name.StartsWith("head.", StringComparison.Ordinal))
-                    parameters.Add(_weights[name] = new TrainableParameter("backbone." + name, t) { WeightDecay = t.Rank >= 2 && name is not ("cls_token" or "pos_embed") });
+                if (!VitConfig.IsHeadWeight(name))
+                    parameters.Add(_weights[name] = new TrainableParameter("backbone." + name, t) { WeightDecay = t.Rank >= 2 && name is not ("cls_token" or "pos_embed" or "dist_token" or "reg_token") });
             _blockGrads = backbone.Blocks.Select(_ => new BlockGrads(C)).ToArray();
         }
         Parameters = parameters;
         _pass = new StreamPass(backbone, StreamLayout.Of(C));
         _groups = [AttentionGroup.SelfAttention(_pass.Layout.Originals)];
-        _lastLive = new LiveRows((_pass.Layout.ClassTokenRow, 1));
+        _lastLive = _pass.Layout.ReadoutRows(C);
         _lastGroups = _lastLive.Restrict(_groups);
     }
 
@@ -76,14 +77,14 @@ public sealed class BaselineVit : ITunedModel
         int batch = C.CheckImages(images), L = C.Depth;
         if (Options.TrainBackbone) Backbone.InvalidatePackedWeights();   // the weights moved since the panels were packed
         var pass = _pass.Begin(batch);
-        // x = [cls + pos[0] | patches Wᵀ + b + pos[1:]] (the trained class token, when there is one)        [B, N, D]
-        pass.Embed(images, (ClassToken ?? Backbone.ClassToken).Data);
+        // x = [prefix tokens + pos | patches Wᵀ + b + pos] (the trained class token, when there is one)    [B, N, D]
+        pass.Embed(images, ClassToken ?? Backbone.ClassToken);
         bool weightGradients = Options.TrainBackbone && keepForBackward;
         for (int l = 0; l < L; l++)
             pass.Block(l, l == L - 1 ? _lastGroups : _groups, [], keepForBackward, l == L - 1 ? _lastLive : null, weightGradients);
-        // logits = LN(x[:, 0]) Whᵀ + bh                                                                    [B, D] → [B, C]
+        // logits = pool(x) Whᵀ + bh (pool: the final-norm class token, or the backbone's pooling)          [B, D] → [B, C]
         var logits = new Tensor([batch, NumClasses]);
-        Linear.Forward(logits.Data, pass.FinalNorm(pass.Layout.ClassTokenRow), HeadWeight.Data, HeadBias.Data, batch, C.Dim, NumClasses);
+        Linear.Forward(logits.Data, pass.Pool(), HeadWeight.Data, HeadBias.Data, batch, C.Dim, NumClasses);
         _taped = keepForBackward;
         return logits;
     }
@@ -100,15 +101,17 @@ public sealed class BaselineVit : ITunedModel
         // forward: logits = H Whᵀ + bh                    → dH = dlogits Wh; dWh += dlogitsᵀ H; dbh += Σ dlogits
         var dPooled = new float[batch * d];
         Linear.Backward(dPooled, _head.Grad.Data, _headBias.Grad.Data, dLogits.Data, pass.Normed, HeadWeight.Data, batch, d, NumClasses);
-        // forward: H = LN(x[:, 0])                        → dx: zero but at row 0 (the final norm trains with the backbone)
-        pass.FinalNormBackward(pass.Layout.ClassTokenRow, dPooled, full ? Grad("norm.weight") : default, full ? Grad("norm.bias") : default);
+        // forward: H = pool(x)                          → dx: zero but at the pooled rows (the final norm trains with the backbone)
+        string norm = C.FinalNormName;
+        pass.PoolBackward(dPooled, full ? Grad(norm + ".weight") : default, full ? Grad(norm + ".bias") : default);
         for (int l = L - 1; l >= 0; l--)
             pass.BlockBackward(l, l == L - 1 ? _lastGroups : _groups, [], [], full ? _blockGrads[l] : null);
         if (full) FlushBlockGrads();
-        // forward: x[b, 0] = cls + pos[0]                 → dcls = Σ_b dx[b, 0]
+        // forward: x[b, 0] = norm_pre(cls + pos[0])      → dcls = Σ_b dx[b, 0], through norm_pre first (pre-norm models)
+        pass.NormPreBackward(full && C.PreNorm ? Grad("norm_pre.weight") : default, full && C.PreNorm ? Grad("norm_pre.bias") : default);
         if (_classToken is not null) pass.SumGradient(pass.Layout.ClassTokenRow, 1, _classToken.Grad.Data);
         // full fine-tuning: the embedding's own weights
-        if (full) pass.EmbedBackward(Grad("cls_token"), Grad("pos_embed"), Grad("patch_embed.proj.weight"), Grad("patch_embed.proj.bias"));
+        if (full) pass.EmbedBackward(Grad);
     }
 
     /// <summary>Adds each block's weight gradients into the parameters' and clears them for the next step.</summary>

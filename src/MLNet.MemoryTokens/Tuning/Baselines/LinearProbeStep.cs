@@ -4,8 +4,8 @@ using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Tuning.Baselines;
 
-/// <summary>The linear probe's training step: the frozen backbone's final-norm class tokens are computed once, then only the
-/// head trains, on those features (validation computes them the same way).</summary>
+/// <summary>The linear probe's training step: the frozen backbone's pooled features (the final-norm class token, or what its
+/// pooling gives) are computed once, then only the head trains, on those features (validation computes them the same way).</summary>
 internal sealed class LinearProbeStep : ITrainingStep
 {
     readonly FixedFeatureStep _step;
@@ -19,10 +19,10 @@ internal sealed class LinearProbeStep : ITrainingStep
             (data, batchSize, cancel) => Features(backbone, data, batchSize, cancel));
     }
 
-    /// <summary>The final-norm class token of every image [N, D], in batches.</summary>
+    /// <summary>The pooled feature of every image [N, D] (timm's <c>forward_head(pre_logits=True)</c>), in batches.</summary>
     static float[] Features(Backbone backbone, PreparedImages images, int batchSize, CancellationToken cancel, Action<(int Done, double ImagesPerSecond, TimeSpan Eta)>? progress = null)
     {
-        int d = backbone.Model.Config.Dim, n = backbone.Model.Config.NumTokens;
+        int d = backbone.Model.Config.Dim;
         var features = new float[(long)images.Count * d];
         var watch = Stopwatch.StartNew();
         for (int start = 0; start < images.Count; start += batchSize)
@@ -30,7 +30,8 @@ internal sealed class LinearProbeStep : ITrainingStep
             cancel.ThrowIfCancellationRequested();
             var idx = Enumerable.Range(start, Math.Min(batchSize, images.Count - start)).ToArray();
             var tokens = backbone.Model.ForwardFeatures(images.Batch(idx));     // [B, N, D] after the final norm
-            for (int b = 0; b < idx.Length; b++) Array.Copy(tokens.Data, (long)b * n * d, features, (long)(start + b) * d, d);
+            var pooled = backbone.Model.ForwardHead(tokens, preLogits: true);     // [B, D]
+            Array.Copy(pooled.Data, 0, features, (long)start * d, (long)idx.Length * d);
             int done = start + idx.Length;
             double rate = done / watch.Elapsed.TotalSeconds;
             progress?.Invoke((done, rate, TimeSpan.FromSeconds((images.Count - done) / rate)));

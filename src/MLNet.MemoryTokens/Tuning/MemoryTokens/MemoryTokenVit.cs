@@ -12,10 +12,14 @@ namespace MLNet.MemoryTokens.Tuning.MemoryTokens;
 /// Plain (§3.1): before block l, layer l's memory [m, D] is written into the m stream rows after the originals (concatenated to
 /// the layer input, before the pre-attention LayerNorm); the original rows read all N + m rows; after the block the memory
 /// rows are dropped (the next layer writes its own). The trained class token replaces the backbone's in row 0, and the head
-/// reads row 0 after the final norm.
+/// reads what the backbone's pooling gives (<see cref="StreamPass.Pool"/>: the final-norm class token, a distilled model's class
+/// and distillation tokens averaged, or the patch rows averaged with <c>fc_norm</c> — prefix and memory rows excluded); a
+/// backbone without a class token (average pooling) trains no class token.
 /// Masked (§3.2): the original rows read only each other, so the pretrained outputs stay exact; one more stream row, this
 /// task's class token, reads the originals, itself and the memory — a key/value set of its own, normalised and projected once
-/// per step for the whole batch; the head reads that row.
+/// per step for the whole batch; the head reads that row after the readout norm (<c>norm</c>, or <c>fc_norm</c>), whatever the
+/// backbone's pooling: it is the task's only row. It starts as a copy of the backbone's class token, or N(0, 0.02) when the
+/// backbone has none, and gets the class token's position when that has one.
 /// Extension (Table 1): the frozen masked tasks this one was trained on top of sit after the originals, each reading as in
 /// the multi-task pass (<see cref="MultiTaskVit"/>); this task's row comes last and reads all of them and their memory.
 /// </remarks>
@@ -27,8 +31,8 @@ public sealed class MemoryTokenVit : ITunedModel
     /// <summary>m: memory tokens per layer.</summary>
     public int MemoryTokens => Options.Tokens;
     public bool Masked => Options.Masked;
-    /// <summary>The class token trains (always for a masked task: it has its own row).</summary>
-    public bool TrainClassToken => Options.TrainClassToken || Options.Masked;
+    /// <summary>The class token trains (always for a masked task: it has its own row; never on a backbone without one).</summary>
+    public bool TrainClassToken => (Options.TrainClassToken && Backbone.Config.ClassToken) || Options.Masked;
     /// <summary>Model extension: the frozen masked tasks this one reads (in training order), or empty.</summary>
     public IReadOnlyList<MemoryTokenVit> Extends => Options.Extends;
     /// <summary>[L, m, D] per-layer memory, N(0, 0.02) at start as the paper.</summary>
@@ -51,8 +55,8 @@ public sealed class MemoryTokenVit : ITunedModel
     float[][] _frozenMemoryGrads = [];                // per extended task [m_e, D]: where backward may put their (unused) gradients
     bool _taped;
     VitConfig C => Backbone.Config;
-    /// <summary>The row the head reads: the class token (plain), or this task's class-token row (masked).</summary>
-    int PooledRow => Masked ? Layout.TaskRow(Extends.Count) : Layout.ClassTokenRow;
+    /// <summary>The row a masked task's head reads: its own class-token row.</summary>
+    int PooledRow => Layout.TaskRow(Extends.Count);
 
     public MemoryTokenVit(VisionTransformer backbone, int numClasses, MemoryTokenOptions options, int seed)
     {
@@ -65,7 +69,7 @@ public sealed class MemoryTokenVit : ITunedModel
         var parameters = new List<TrainableParameter> { (_memory = new TrainableParameter("memory", Memory) { WeightDecay = false }) };
         if (TrainClassToken)
         {
-            ClassToken = backbone.ClassToken.Clone();
+            ClassToken = backbone.ClassToken?.Clone() ?? InitTaskToken(d, rng);
             parameters.Add(_classToken = new TrainableParameter("cls_token", ClassToken) { WeightDecay = false });
         }
         (HeadWeight, HeadBias) = HeadInit.Create(numClasses, d, rng);
@@ -74,8 +78,16 @@ public sealed class MemoryTokenVit : ITunedModel
         Parameters = parameters;
         _pass = new StreamPass(backbone, Masked ? StreamLayout.Of(C, taskRows: Extends.Count + 1) : StreamLayout.Of(C, memoryRows: m));
         _groups = Groups();
-        _lastLive = new LiveRows((PooledRow, 1));
+        _lastLive = Masked ? new LiveRows((PooledRow, 1)) : Layout.ReadoutRows(C);
         _lastGroups = _lastLive.Restrict(_groups);
+    }
+
+    /// <summary>A masked task's class token on a backbone without one: N(0, 0.02), as memory.</summary>
+    static Tensor InitTaskToken(int d, Random rng)
+    {
+        var token = new Tensor([1, 1, d]);
+        InitMemory(token, rng);
+        return token;
     }
 
     /// <summary>Memory tokens' initialisation, N(0, 0.02) as the paper.</summary>
@@ -119,9 +131,9 @@ public sealed class MemoryTokenVit : ITunedModel
     {
         int batch = C.CheckImages(images), L = C.Depth;
         var pass = _pass.Begin(batch);
-        // x = [cls + pos[0] | patches Wᵀ + b + pos[1:] | masked: each task's class token + pos[0]]          [B, S, D]
+        // x = [prefix tokens + pos | patches Wᵀ + b + pos | masked: each task's class token + pos[0]]       [B, S, D]
         // (plain: the trained class token in row 0; masked: the backbone's, and this task's in its own row)
-        pass.Embed(images, (Masked || ClassToken is null ? Backbone.ClassToken : ClassToken).Data, Masked ? TaskClassTokens : null);
+        pass.Embed(images, Masked || ClassToken is null ? Backbone.ClassToken : ClassToken, Masked ? TaskClassTokens : null);
         for (int l = 0; l < L; l++)
         {
             bool last = l == L - 1;
@@ -130,9 +142,9 @@ public sealed class MemoryTokenVit : ITunedModel
             // masked: memory_l is a key/value set of its own: LN1 and qkv once for the batch, read only by the task rows
             pass.Block(l, last ? _lastGroups : _groups, Masked ? MemorySets(l) : [], keepForBackward, last ? _lastLive : null);
         }
-        // logits = LN(x[:, pooled]) Whᵀ + bh                                                                [B, D] → [B, C]
+        // logits = H Whᵀ + bh, H = LN(x[:, task row]) (masked) or the backbone's pooling of the stream (plain)  [B, D] → [B, C]
         var logits = new Tensor([batch, NumClasses]);
-        Linear.Forward(logits.Data, pass.FinalNorm(PooledRow), HeadWeight.Data, HeadBias.Data, batch, C.Dim, NumClasses);
+        Linear.Forward(logits.Data, Masked ? pass.FinalNorm(PooledRow) : pass.Pool(), HeadWeight.Data, HeadBias.Data, batch, C.Dim, NumClasses);
         _taped = keepForBackward;
         return logits;
     }
@@ -148,8 +160,9 @@ public sealed class MemoryTokenVit : ITunedModel
         // forward: logits = H Whᵀ + bh (H = the final-norm pooled row) → dH = dlogits Wh; dWh += dlogitsᵀ H; dbh += Σ dlogits
         var dPooled = new float[batch * d];
         Linear.Backward(dPooled, _head.Grad.Data, _headBias.Grad.Data, dLogits.Data, pass.Normed, HeadWeight.Data, batch, d, NumClasses);
-        // forward: H = LN(x[:, pooled])                  → dx: zero but at the pooled row (the final norm is frozen)
-        pass.FinalNormBackward(PooledRow, dPooled);
+        // forward: H = LN(x[:, task row]) or the pooling → dx: zero but at the pooled rows (the final norm is frozen)
+        if (Masked) pass.FinalNormBackward(PooledRow, dPooled);
+        else pass.PoolBackward(dPooled);
         var dMemory = _memory.Grad.Data;
         for (int l = L - 1; l >= 0; l--)
         {
@@ -162,8 +175,9 @@ public sealed class MemoryTokenVit : ITunedModel
             // plain: forward wrote memory_l into every sample → dmemory_l = Σ_b dx[b, N:N+m]
             if (!Masked) pass.SumGradient(Layout.MemoryRow0, m, dMemory.AsSpan(l * m * d, m * d));
         }
-        // forward: x[b, pooled] = cls + pos[0]            → dcls = Σ_b dx[b, pooled]
-        if (_classToken is not null) pass.SumGradient(PooledRow, 1, _classToken.Grad.Data);
+        // forward: x[b, row] = norm_pre(cls + pos[0])   → dcls = Σ_b dx[b, row], through norm_pre first (pre-norm models)
+        pass.NormPreBackward();
+        if (_classToken is not null) pass.SumGradient(Masked ? PooledRow : Layout.ClassTokenRow, 1, _classToken.Grad.Data);
     }
 
     IEnumerable<Memory<float>> FrozenMemoryGrads()

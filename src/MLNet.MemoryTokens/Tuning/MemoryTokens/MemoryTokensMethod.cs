@@ -50,6 +50,27 @@ internal sealed class MemoryTokensMethod : TuningMethodDefinition, IMethodComput
         Method = Method, MemoryTokens = c.MemoryTokens, Masked = c.Masked, TrainClassToken = c.TrainClassToken, Extends = extends,
     };
 
+    /// <summary>Plain: the memory joins each layer's keys/values, the trained class token (when there is one) row 0, the head
+    /// reads the pooled output. Masked: a chain of task rows (the adapters it extends, then itself, each reading the ones
+    /// before it and itself), the head on its own row.</summary>
+    public override AdaptedForward DescribeForward(Adapter adapter, VitConfig backbone, string where, IReadOnlyList<Adapter> extends)
+    {
+        var c = adapter.Config;
+        int d = backbone.Dim;
+        if (!c.Masked)
+            return new()
+            {
+                ClassToken = adapter.Tensors.ContainsKey("cls_token") ? adapter.Need("cls_token", where, 1, 1, d) : null,
+                StreamMemory = adapter.Need("memory", where, backbone.Depth, c.MemoryTokens, d),
+            };
+        var chain = extends.Append(adapter).Select((a, i) =>
+        {
+            string at = a == adapter ? where : a.Folder ?? $"{where} (extended adapter {i + 1})";
+            return new MaskedTask($"extends{i}", a.Need("cls_token", at, 1, 1, d), a.Need("memory", at, backbone.Depth, a.Config.MemoryTokens, d), Enumerable.Range(0, i + 1).ToArray());
+        }).ToArray();
+        return new() { Tasks = chain, Head = HeadInput.TaskRow };
+    }
+
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) =>
         new MemoryTokenVit(backbone, classes, new MemoryTokenOptions(o.MemoryTokens, o.Masked, o.TrainClassToken) { Extends = Frozen(backbone, o.Extends) }, seed);
 

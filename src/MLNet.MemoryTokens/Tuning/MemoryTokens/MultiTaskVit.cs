@@ -50,8 +50,9 @@ public sealed class MultiTaskVit
         var layout = StreamLayout.Of(Backbone.Config, taskRows: _tasks.Length);
         _pass = new StreamPass(Backbone, layout);
         _groups = MemoryTokenVit.MaskedGroups(layout, mode);
-        // the last block: only the rows the heads read (the original class token, each task's row) go past attention
-        _lastLive = _tasks.Length > 0 ? new LiveRows((layout.ClassTokenRow, 1), (layout.TaskRow0, _tasks.Length)) : new LiveRows((layout.ClassTokenRow, 1));
+        // the last block: only the rows the heads read (what the original head pools, each task's row) go past attention
+        var readout = layout.ReadoutRows(Backbone.Config);
+        _lastLive = _tasks.Length > 0 ? new LiveRows([.. readout.Ranges, (layout.TaskRow0, _tasks.Length)]) : readout;
         _lastGroups = _lastLive.Restrict(_groups);
     }
 
@@ -65,15 +66,15 @@ public sealed class MultiTaskVit
             // buffers reused across calls (a fresh 30 MB per batch cost page faults worth a tenth of the pass)
             var pass = _pass.Begin(batch);
             // x = [cls + pos[0] | patches + pos[1:] | task t's class token + pos[0], one row per task]        [B, N + T, D]
-            pass.Embed(images, Backbone.ClassToken.Data, _tasks.Select(t => t.ClassToken!.Data).ToArray());
+            pass.Embed(images, Backbone.ClassToken, _tasks.Select(t => t.ClassToken!.Data).ToArray());
             for (int l = 0; l < c.Depth; l++)
             {
                 bool last = l == c.Depth - 1;
                 // every task's memory_l is a key/value set of its own, read by that task's row (and, in extension mode, later ones)
                 pass.Block(l, last ? _lastGroups : _groups, _tasks.Select(t => t.LayerMemory(l)).ToArray(), keep: false, last ? _lastLive : null);
             }
-            // the original head on the final-norm class token: the backbone's own logits, bit for bit
-            var original = Backbone.HeadPacked is null ? null : Backbone.Head(pass.FinalNorm(pass.Layout.ClassTokenRow), batch);
+            // the original head on the backbone's pooling: its own logits, bit for bit
+            var original = Backbone.HeadPacked is null ? null : Backbone.HeadLogits(pass);
             var outputs = new Tensor[_tasks.Length];
             for (int t = 0; t < _tasks.Length; t++)
             {

@@ -26,6 +26,18 @@ internal sealed class QueryMemoryMethod : TuningMethodDefinition, IMethodCompute
         Method = Method, MemoryTokens = c.MemoryTokens, TrainClassToken = c.TrainClassToken, QueryTokens = c.QueryTokens,
     };
 
+    /// <summary>Plain memory in the stream, the trained class token (when there is one), the query tokens; the head on the VQT features.</summary>
+    public override AdaptedForward DescribeForward(Adapter adapter, VitConfig backbone, string where, IReadOnlyList<Adapter> extends)
+    {
+        var c = adapter.Config;
+        return new()
+        {
+            ClassToken = adapter.Tensors.ContainsKey("cls_token") ? adapter.Need("cls_token", where, 1, 1, backbone.Dim) : null,
+            StreamMemory = adapter.Need("memory", where, backbone.Depth, c.MemoryTokens, backbone.Dim),
+            Queries = adapter.Need("queries", where, backbone.Depth, c.QueryTokens, backbone.Dim), Head = HeadInput.QueryFeatures,
+        };
+    }
+
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) =>
         new QueryMemoryVit(backbone, classes, o.MemoryTokens, o.QueryTokens, o.TrainClassToken, seed);
 }

@@ -11,7 +11,8 @@ namespace MLNet.MemoryTokens.Tuning.MemoryTokens;
 /// Stream per sample (<see cref="Layout"/>): the N originals, layer l's m memory rows, layer l's T query rows — both written
 /// before block l and read out (queries) or dropped (memory) after it. The original rows read the originals and the memory
 /// (as <see cref="MemoryTokenVit"/>, plain); the query rows read the N original rows only. The head reads the VQT features
-/// [normalised final-norm class token | normalised query outputs of every layer] (<see cref="QueryFeatures"/>).
+/// [normalised pooled stream (the final-norm class token, or the backbone's pooling) | normalised query outputs of every
+/// layer] (<see cref="QueryFeatures"/>).
 /// </remarks>
 public sealed class QueryMemoryVit : ITunedModel
 {
@@ -54,9 +55,9 @@ public sealed class QueryMemoryVit : ITunedModel
         Memory = new Tensor([C.Depth, memoryTokens, d]);
         MemoryTokenVit.InitMemory(Memory, rng);
         var parameters = new List<TrainableParameter> { (_memory = new TrainableParameter("memory", Memory) { WeightDecay = false }) };
-        if (trainClassToken)
+        if (trainClassToken && backbone.Config.ClassToken)
         {
-            ClassToken = backbone.ClassToken.Clone();
+            ClassToken = backbone.ClassToken!.Clone();
             parameters.Add(_classToken = new TrainableParameter("cls_token", ClassToken) { WeightDecay = false });
         }
         Queries = new Tensor([C.Depth, queryTokens, d]);
@@ -72,8 +73,8 @@ public sealed class QueryMemoryVit : ITunedModel
         int n = layout.Originals;
         // the originals read the originals and the memory rows after them (one run of N + m keys); the queries read the originals
         _groups = [new AttentionGroup(0, n, [(0, n + memoryTokens)], []), new AttentionGroup(layout.QueryRow0, queryTokens, [(0, n)], [])];
-        // the last block: only the class token and the query rows go past attention
-        _lastLive = new LiveRows((layout.ClassTokenRow, 1), (layout.QueryRow0, queryTokens));
+        // the last block: only the rows the pooling reads and the query rows go past attention
+        _lastLive = new LiveRows([.. layout.ReadoutRows(C).Ranges, (layout.QueryRow0, queryTokens)]);
         _lastGroups = _lastLive.Restrict(_groups);
     }
 
@@ -86,7 +87,7 @@ public sealed class QueryMemoryVit : ITunedModel
         var pass = _pass.Begin(batch);
         if (_queryOutputs.Length != L || _queryOutputs[0].Length != batch * t * d) _queryOutputs = Enumerable.Range(0, L).Select(_ => new float[batch * t * d]).ToArray();
         // x = [cls + pos[0] | patches Wᵀ + b + pos[1:] | memory rows | query rows]                         [B, S, D]
-        pass.Embed(images, (ClassToken ?? Backbone.ClassToken).Data);
+        pass.Embed(images, ClassToken ?? Backbone.ClassToken);
         for (int l = 0; l < L; l++)
         {
             bool last = l == L - 1;
@@ -97,7 +98,7 @@ public sealed class QueryMemoryVit : ITunedModel
             pass.Read(Layout.QueryRow0, t, _queryOutputs[l]);
         }
         // F = [ĉ | ô_1 | … | ô_L] from the final-norm class token and the query outputs; logits = F Whᵀ + bh   [B, F] → [B, C]
-        var features = _features.Forward(pass.FinalNorm(Layout.ClassTokenRow), _queryOutputs, batch);
+        var features = _features.Forward(pass.Pool(), _queryOutputs, batch);
         var logits = new Tensor([batch, NumClasses]);
         Linear.Forward(logits.Data, features, HeadWeight.Data, HeadBias.Data, batch, FeatureDim, NumClasses);
         _taped = keepForBackward;
@@ -118,7 +119,7 @@ public sealed class QueryMemoryVit : ITunedModel
         Linear.Backward(dFeatures, _head.Grad.Data, _headBias.Grad.Data, dLogits.Data, _features.Features, HeadWeight.Data, batch, FeatureDim, NumClasses);
         // forward: ĉ = c / ‖c‖, c = LN(x[:, 0])          → dc, then through the final norm into dx (zero elsewhere)
         _features.BackwardClassToken(dFeatures, dPooled);
-        pass.FinalNormBackward(Layout.ClassTokenRow, dPooled);
+        pass.PoolBackward(dPooled);
         var (dMemory, dQueries) = (_memory.Grad.Data, _queries.Grad.Data);
         var dOut = new float[batch * t * d];
         for (int l = L - 1; l >= 0; l--)
@@ -134,6 +135,7 @@ public sealed class QueryMemoryVit : ITunedModel
             pass.SumGradient(Layout.QueryRow0, t, dQueries.AsSpan(l * t * d, t * d));
         }
         // forward: x[b, 0] = cls + pos[0]                → dcls = Σ_b dx[b, 0]
+        pass.NormPreBackward();
         if (_classToken is not null) pass.SumGradient(Layout.ClassTokenRow, 1, _classToken.Grad.Data);
     }
 }

@@ -8,9 +8,9 @@ using MLNet.MemoryTokens.Model;
 namespace MLNet.MemoryTokens.Tuning.QueryTuning;
 
 /// <summary>What VQT reads from the frozen backbone for every training image — per layer the original tokens' keys and values,
-/// and the final-norm class token — computed once (in the first epoch) and reused in every later one.</summary>
+/// and the backbone's pooled output (the final-norm class token, or what its pooling gives) — computed once (in the first epoch) and reused in every later one.</summary>
 /// <remarks>
-/// Layout per image: L × N × 2D elements of <see cref="DType"/> (k then v per token), then D float32 (the class token).
+/// Layout per image: L × N × 2D elements of <see cref="DType"/> (k then v per token), then D float32 (the pooled output).
 /// Storage is one memory-mapped region: anonymous (RAM) when the size is within the budget, else a file. A file cache starts
 /// with a header naming the backbone fingerprint, input size, data-set hash and dtype; a file written for anything else is
 /// rebuilt, never reused silently.
@@ -132,7 +132,7 @@ public sealed unsafe class KeyValueCache : IDisposable
         return new(_base + HeaderBytes + index * BytesPerImage, checked((int)BytesPerImage));
     }
 
-    /// <summary>Image <paramref name="index"/>'s final-norm class token [D], stored after its L layers of keys/values.</summary>
+    /// <summary>Image <paramref name="index"/>'s pooled output [D] (the final-norm class token of a token-pooled model), stored after its L layers of keys/values.</summary>
     Span<float> ClassTokenSpan(int index) =>
         System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ImageSpan(index)[(_config.Depth * _config.NumTokens * 2 * _config.Dim * _elementSize)..])[.._config.Dim];
 
@@ -156,7 +156,7 @@ public sealed unsafe class KeyValueCache : IDisposable
 
     /// <summary>Stores layer <paramref name="layer"/> of a backbone pass straight from its qkv rows [B, N, 3D] (k | v of each row)
     /// as images <paramref name="indices"/>, in parallel over the batch: no float32 copy of the batch's keys/values is made.
-    /// An image counts as cached once its class token is stored too (<see cref="StoreClassToken"/>).</summary>
+    /// An image counts as cached once its pooled output is stored too (<see cref="StoreClassToken"/>).</summary>
     internal void StoreLayer(int layer, float[] qkv, IReadOnlyList<int> indices)
     {
         int n = _config.NumTokens, d = _config.Dim, per = n * 2 * d, es = _elementSize;
@@ -169,7 +169,7 @@ public sealed unsafe class KeyValueCache : IDisposable
         });
     }
 
-    /// <summary>Stores image <paramref name="index"/>'s final-norm class token [D], the last part of it: the image is cached.</summary>
+    /// <summary>Stores image <paramref name="index"/>'s pooled output [D], the last part of it: the image is cached.</summary>
     internal void StoreClassToken(int index, ReadOnlySpan<float> classToken)
     {
         classToken[.._config.Dim].CopyTo(ClassTokenSpan(index));
@@ -180,7 +180,7 @@ public sealed unsafe class KeyValueCache : IDisposable
 
     CachedBatch? _batch;
 
-    /// <summary>A batch of cached images: class tokens copied out, keys/values read in place (attention widens each image's
+    /// <summary>A batch of cached images: pooled outputs copied out, keys/values read in place (attention widens each image's
     /// head to float32 as it reads it, so no float32 copy of the batch is made). Valid until the next call.</summary>
     public QueryTunedVit.KeyValues Load(IReadOnlyList<int> indices)
     {

@@ -2,7 +2,7 @@ using System.Numerics.Tensors;
 
 namespace MLNet.MemoryTokens.Tuning.QueryTuning;
 
-/// <summary>The VQT head input, forward and backward: F = [ĉ | ô_1 | … | ô_L] with ĉ the L2-normalised class token [D] and
+/// <summary>The VQT head input, forward and backward: F = [ĉ | ô_1 | … | ô_L] with ĉ the L2-normalised pooled output [D] (the final-norm class token, or the backbone's pooling) and
 /// ô_l the L2-normalised flattened query outputs of layer l [T·D] (each part normalised on its own, as the official code).</summary>
 internal sealed class QueryFeatures(int dim, int depth, int queryTokens)
 {

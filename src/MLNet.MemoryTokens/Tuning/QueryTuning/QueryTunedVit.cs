@@ -10,8 +10,9 @@ namespace MLNet.MemoryTokens.Tuning.QueryTuning;
 /// <remarks>
 /// Layer l: a query row q (dropout in training) goes through block l with keys/values from the N original tokens only —
 /// z = q + Proj(Attn(LN1(q), K_l, V_l)), out = z + MLP(LN2(z)) — so queries neither see each other nor are seen.
-/// Head input [D·(1 + L·T)]: the L2-normalised final-norm class token, then for each layer the L2-normalised flattened
-/// [T·D] query outputs. Since the stream does not depend on anything trained, K_l, V_l and the class token are computed
+/// Head input [D·(1 + L·T)]: the L2-normalised pooled output of the backbone (its final-norm class token, or what its
+/// pooling gives: a distilled model's two tokens averaged, the patch average with <c>fc_norm</c>), then for each layer the
+/// L2-normalised flattened [T·D] query outputs. Since the stream does not depend on anything trained, K_l, V_l and the class token are computed
 /// once per image (<see cref="CaptureInto"/> a cache, or <see cref="CaptureKeyValues"/>) and training runs only the query paths
 /// (<see cref="ForwardCached"/>).
 /// </remarks>
@@ -65,10 +66,11 @@ public sealed class QueryTunedVit : ITunedModel
     }
 
     /// <summary>What the frozen backbone gives VQT for a batch: per layer the original tokens' keys and values
-    /// (per sample [N, 2D], k then v in each row) and the final-norm class token [B, D].</summary>
+    /// (per sample [N, 2D], k then v in each row) and the pooled output [B, D] (the final-norm class token, or the pooling's).</summary>
     public abstract class KeyValues(float[] classToken, int batch, int tokens)
     {
-        /// <summary>[B, D] the final-norm class token of every image.</summary>
+        /// <summary>[B, D] the pooled output of every image: the final-norm class token (token pooling), or what the backbone's
+        /// pooling gives (timm's <c>forward_head(pre_logits=True)</c>).</summary>
         public float[] ClassToken { get; } = classToken;
         public int Batch { get; } = batch;
         public int Tokens { get; } = tokens;
@@ -110,7 +112,7 @@ public sealed class QueryTunedVit : ITunedModel
             var kv = captured.Array(layer);
             for (long r = 0; r < (long)batch * n; r++) Array.Copy(qkv, r * 3 * d + d, kv, r * 2 * d, 2 * d);
         });
-        for (int b = 0; b < batch; b++) Array.Copy(features.Data, (long)b * n * d, _captured.ClassToken, b * d, d);
+        Array.Copy(Backbone.ForwardHead(features, preLogits: true).Data, _captured.ClassToken, batch * d);
         return _captured;
     }
 
@@ -123,7 +125,8 @@ public sealed class QueryTunedVit : ITunedModel
         if (cc.Depth != C.Depth || cc.NumTokens != n || cc.Dim != d) throw new ArgumentException($"The cache is for {cc.Depth} layers × {cc.NumTokens} tokens × {cc.Dim}; the backbone has {C.Depth} × {n} × {d}.");
         if (indices.Count != images.Shape[0]) throw new ArgumentException($"{images.Shape[0]} images but {indices.Count} cache indices.");
         var features = Backbone.ForwardFeatures(images, (layer, qkv) => cache.StoreLayer(layer, qkv, indices));
-        for (int b = 0; b < indices.Count; b++) cache.StoreClassToken(indices[b], features.Data.AsSpan(b * n * d, d));
+        var pooled = Backbone.ForwardHead(features, preLogits: true);
+        for (int b = 0; b < indices.Count; b++) cache.StoreClassToken(indices[b], pooled.Data.AsSpan(b * d, d));
     }
 
     // what backward needs from the last training forward

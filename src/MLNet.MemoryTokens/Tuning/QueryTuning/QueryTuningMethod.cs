@@ -29,6 +29,23 @@ internal sealed class QueryTuningMethod : TuningMethodDefinition, IMethodCompute
 
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) => new QueryTunedVit(backbone, classes, o.QueryTokens, o.QueryDropout, seed);
 
+    /// <summary>The query tokens read each layer; the head reads the VQT features (or the kept ones of a compressed head).</summary>
+    public override AdaptedForward DescribeForward(Adapter adapter, VitConfig backbone, string where, IReadOnlyList<Adapter> extends) => new()
+    {
+        Queries = adapter.Need("queries", where, backbone.Depth, adapter.Config.QueryTokens, backbone.Dim), Head = HeadInput.QueryFeatures,
+        KeptFeatures = Kept(adapter, where, backbone.Dim * (1 + backbone.Depth * adapter.Config.QueryTokens)),
+    };
+
+    /// <summary>The kept feature indices an adapter of a compressed head holds, checked, or null.</summary>
+    internal static int[]? Kept(Adapter adapter, string where, int features)
+    {
+        if (!adapter.Tensors.TryGetValue(KeptFeatures, out var k)) return null;
+        var kept = k.Data.Select(v => (int)v).ToArray();
+        if (kept.Length == 0 || kept.Any(j => (uint)j >= (uint)features) || kept.Zip(kept.Skip(1)).Any(p => p.First >= p.Second))
+            throw new InvalidDataException($"Adapter '{where}': {KeptFeatures} must be ascending indices within [0, {features}).");
+        return kept;
+    }
+
     public ITrainingStep CreateTrainingStep(ITunedModel model, StepContext context) => new QueryCacheStep((QueryTunedVit)model, context);
 
     /// <summary>A compressed head reads only some features: their indices ride along in the adapter.</summary>
