@@ -109,6 +109,23 @@ public class QueryMemoryTests
     }
 
     [Fact]
+    public void TheConfigSchemaReadsTheFieldAsWrittenAndRefusesAWrongType()
+    {
+        var json = File.ReadAllText(TestPaths.Fixture("adapters", "vqt-memory-35bf619", Adapter.ConfigFile));
+        (AdapterConfig Config, IReadOnlyList<string> Warnings) Read(string text) => AdapterConfigSchema.Read(System.Text.Encoding.UTF8.GetBytes(text), "x/adapter_config.json");
+        string With(string field) => json.Replace("\"query_tokens\": 2,", $"\"query_tokens\": 2,\n  \"queries_read_memory\": {field},");
+        Assert.Null(Read(json).Config.QueriesReadMemory);
+        Assert.True(Read(With("true")).Config.QueriesReadMemory);
+        Assert.False(Read(With("false")).Config.QueriesReadMemory);
+        Assert.Empty(Read(With("false")).Warnings);
+        var ex = Assert.Throws<InvalidDataException>(() => Read(With("\"yes\"")));
+        Assert.Contains("field 'queries_read_memory' is a string, expected true or false", ex.Message);
+        // another method's config with the field: read, and reported as ignored
+        var memory = Read(With("false").Replace("\"method\": \"vqt_memory\"", "\"method\": \"memory\""));
+        Assert.Contains(memory.Warnings, w => w.Contains("'queries_read_memory' applies to method 'vqt_memory' only"));
+    }
+
+    [Fact]
     public void SkippingTheMemoryIsRefusedForOtherMethodsAndNotWrittenByThem()
     {
         var ex = Assert.Throws<ArgumentException>(() => new TuningOptions { Method = TuningMethod.Vqt, QueriesReadMemory = false }.Validate());
