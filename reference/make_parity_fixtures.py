@@ -147,17 +147,21 @@ def vqt():
     loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
     loss.backward()
     out.update({"logits": logits, "loss": loss.reshape(1), "grad.queries": queries.grad, "grad.head.weight": hw.grad, "grad.head.bias": hb.grad})
-    # composed with memory tokens (m = 3): memory, class token, queries and head trained together
-    memory = (torch.randn(L, 3, D) * 0.5).requires_grad_()
-    cls = model.cls_token.detach().clone().requires_grad_()
-    q2 = queries.detach().clone().requires_grad_()
-    hw2, hb2 = hw.detach().clone().requires_grad_(), hb.detach().clone().requires_grad_()
-    out["memory.memory"] = memory.detach().clone()
-    logits = forward_vqt_memory(model, x, memory, cls, q2, (hw2, hb2))
-    loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
-    loss.backward()
-    out.update({"memory.logits": logits, "memory.loss": loss.reshape(1), "memory.grad.memory": memory.grad, "memory.grad.cls_token": cls.grad,
-                "memory.grad.queries": q2.grad, "memory.grad.head.weight": hw2.grad, "memory.grad.head.bias": hb2.grad})
+    # composed with memory tokens (m = 3): memory, class token, queries and head trained together; "memory." the queries
+    # reading the originals and the memory (the default), "memory_skip." the originals only (QueriesReadMemory = false)
+    memory0 = torch.randn(L, 3, D) * 0.5
+    out["memory.memory"] = memory0.clone()
+    for prefix, reads in (("memory", True), ("memory_skip", False)):
+        memory = memory0.clone().requires_grad_()
+        cls = model.cls_token.detach().clone().requires_grad_()
+        q2 = queries.detach().clone().requires_grad_()
+        hw2, hb2 = hw.detach().clone().requires_grad_(), hb.detach().clone().requires_grad_()
+        logits = forward_vqt_memory(model, x, memory, cls, q2, (hw2, hb2), queries_read_memory=reads)
+        loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+        loss.backward()
+        out.update({f"{prefix}.logits": logits, f"{prefix}.loss": loss.reshape(1), f"{prefix}.grad.memory": memory.grad,
+                    f"{prefix}.grad.cls_token": cls.grad, f"{prefix}.grad.queries": q2.grad, f"{prefix}.grad.head.weight": hw2.grad,
+                    f"{prefix}.grad.head.bias": hb2.grad})
     safetensors_io.save(os.path.join(OUT, "vqt.safetensors"), out)
 
 

@@ -250,13 +250,17 @@ def forward_adapted(model, x, memory=None, cls=None, masked=False, head=None):
     return pooled @ w.t() + b
 
 
-def query_path(blk, t, q_tokens, normed=None):
-    """A VQT query row through block `blk`, reading keys/values of the stream t [B, N, D] only (normed: norm1(t), when the
-    caller has it): z = q + ls1(proj(attn)); out = z + ls2(mlp(norm2(z)))."""
+def query_path(blk, t, q_tokens, normed=None, memory=None):
+    """A VQT query row through block `blk`, reading keys/values of the stream t [B, N, D] (normed: norm1(t), when the
+    caller has it) and, given memory [m, D], of the memory rows after them, normed by norm1 and projected as the stream's
+    rows: z = q + ls1(proj(attn)); out = z + ls2(mlp(norm2(z)))."""
     B, N, D = t.shape
     a = blk.attn
     T = q_tokens.shape[0]
-    kv = a.qkv(blk.norm1(t) if normed is None else normed).reshape(B, N, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
+    rows = blk.norm1(t) if normed is None else normed
+    if memory is not None:
+        rows = torch.cat([rows, blk.norm1(memory).unsqueeze(0).expand(B, -1, -1)], 1)
+    kv = a.qkv(rows).reshape(B, rows.shape[1], 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
     qrow = q_tokens.unsqueeze(0).expand(B, -1, -1)
     qq = a.qkv(blk.norm1(qrow)).reshape(B, T, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)[0]
     att = ((qq @ kv[1].transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)
@@ -281,9 +285,12 @@ def forward_vqt(model, x, queries, head):
     return feats @ w.t() + b
 
 
-def forward_vqt_memory(model, x, memory, cls, queries, head):
+def forward_vqt_memory(model, x, memory, cls, queries, head, queries_read_memory=True):
     """VQT composed with memory tokens: the stream runs with memory (plain variant, trainable class token); at each layer the
-    query tokens read keys/values of the N memory-adapted tokens (not the memory); the head reads the VQT features."""
+    query tokens read keys/values of every row of the layer's input except the queries themselves, as VQT's official code
+    composes with prompts (its queries attend to hidden_states[:, query_prompt_len:]): the N memory-adapted tokens and the
+    m memory tokens, normed by norm1 and projected as the original rows see them. queries_read_memory=False: the N tokens
+    only (the composition before adapters recorded the choice). The head reads the VQT features."""
     B = x.shape[0]
     t = model.norm_pre(model.embed(x, cls))
     N, m = t.shape[1], memory.shape[1]
@@ -292,7 +299,7 @@ def forward_vqt_memory(model, x, memory, cls, queries, head):
         a = blk.attn
         D = t.shape[2]
         normed = blk.norm1(t)
-        outs.append(query_path(blk, t, queries[i], normed))
+        outs.append(query_path(blk, t, queries[i], normed, memory[i] if queries_read_memory else None))
         rows = torch.cat([normed, blk.norm1(memory[i]).unsqueeze(0).expand(B, -1, -1)], 1)
         qkv = a.qkv(rows).reshape(B, N + m, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)
         s = ((qkv[0][:, :, :N] @ qkv[1].transpose(-2, -1)) * a.head_dim ** -0.5).softmax(-1)

@@ -8,7 +8,7 @@ MODEL=${1:-../shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensor
 DATA=${2:-/usr/share/datasets/fashion-mnist}
 OUT=${3:-runs/fashion-mnist}
 shift $(( $# > 3 ? 3 : $# ))
-METHODS=${*:-"head head-class memory1 memory5 memory10 full vqt1 vqt4 vqt-memory"}
+METHODS=${*:-"head head-class memory1 memory5 memory10 full vqt1 vqt4 vqt-memory vqt-memory-skip"}
 [ -d "$DATA" ] || { echo "Fashion-MNIST not found at $DATA (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
 dotnet build src/MLNet.MemoryTokens.Cli -c Release -v q -nologo >/dev/null
 MMT="dotnet src/MLNet.MemoryTokens.Cli/bin/Release/net10.0/mmt.dll"
@@ -24,7 +24,8 @@ for name in $METHODS; do
     full)        args=(--method full --lr 1e-4 --weight-decay 0.05) ;;
     vqt1)        args=(--method vqt --queries 1 --lr 1e-3) ;;
     vqt4)        args=(--method vqt --queries 4 --lr 1e-3) ;;
-    vqt-memory)  args=(--method vqt-memory --queries 1 --tokens 5 --lr 1e-3) ;;
+    vqt-memory)  args=(--method vqt-memory --queries 1 --tokens 5 --lr 1e-3) ;;                          # queries read the memory too
+    vqt-memory-skip) args=(--method vqt-memory --queries 1 --tokens 5 --lr 1e-3 --queries-skip-memory) ;; # the original tokens only
     *) echo "unknown method $name" >&2; exit 1 ;;
   esac
   start=$(date +%s)

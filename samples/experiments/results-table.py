@@ -5,7 +5,8 @@ import json, os, sys
 OUT = sys.argv[1] if len(sys.argv) > 1 else "runs/fashion-mnist"
 ROWS = [("head", "head only (linear probe)"), ("head-class", "head + class token"), ("memory1", "memory, m = 1"),
         ("memory5", "memory, m = 5"), ("memory10", "memory, m = 10"), ("full", "full fine-tuning"),
-        ("vqt1", "VQT, T = 1"), ("vqt4", "VQT, T = 4"), ("vqt-memory", "VQT T = 1 + memory m = 5")]
+        ("vqt1", "VQT, T = 1"), ("vqt4", "VQT, T = 4"), ("vqt-memory", "VQT T = 1 + memory m = 5, queries read the memory"),
+        ("vqt-memory-skip", "VQT T = 1 + memory m = 5, queries skip the memory")]
 print("| method | trainable parameters | test accuracy | macro-F1 | log-loss |")
 print("|---|---:|---:|---:|---:|")
 for key, label in ROWS:

@@ -141,4 +141,32 @@ public class ClassifierPipelineTests
         }
         Assert.Equal([TuningMethod.HeadOnly, TuningMethod.HeadAndClassToken, TuningMethod.Full, TuningMethod.Vqt, TuningMethod.VqtMemory], methods);
     }
+
+    [Fact]
+    public void VqtWithMemoryRecordsWhetherTheQueriesReadTheMemoryAndLoadsAsTrained()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(ColorImages.ImageRows(ColorImages.Range(0, 30)));
+        var backbone = TinyVit.Create();
+        VisualQueryTuningTrainer Trainer(int memory, bool reads) => ml.MulticlassClassification.Trainers.VisualQueryTuning(
+            new VisualQueryTuningTrainer.Options { Backbone = backbone, Epochs = 1, Seed = 1, MemoryTokens = memory, QueriesReadMemory = reads });
+        var reads = ColorImages.MapLabel(ml).Append(Trainer(2, true)).Fit(data).LastTransformer;
+        var skips = ColorImages.MapLabel(ml).Append(Trainer(2, false)).Fit(data).LastTransformer;
+        Assert.True(reads.Adapter.Config.QueriesReadMemory);
+        Assert.False(skips.Adapter.Config.QueriesReadMemory);
+        // same seed, same data, same initialisation: the memory trains differently once the queries read it
+        Assert.NotEqual(reads.Adapter.Tensors["memory"].Data, skips.Adapter.Tensors["memory"].Data);
+        // saved and loaded back, each scores as it was trained
+        using var temp = new TempFolder();
+        var keyed = ColorImages.MapLabel(ml).Fit(data).Transform(data);
+        foreach (var (name, classifier) in new[] { ("reads", reads), ("skips", skips) })
+        {
+            classifier.SaveAdapter(temp[name]);
+            var loaded = ml.MulticlassClassification.Trainers.LoadMemoryTokens(temp[name], backbone);
+            Assert.Equal(classifier.Transform(keyed).GetColumn<float[]>("Score").ToArray(), loaded.Transform(keyed).GetColumn<float[]>("Score").ToArray());
+        }
+        // plain VQT (no memory) has no memory to skip
+        var ex = Assert.ThrowsAny<Exception>(() => ColorImages.MapLabel(ml).Append(Trainer(0, false)).Fit(data));
+        Assert.Contains("applies to VQT + memory", ex.Message);
+    }
 }

@@ -72,26 +72,29 @@ public class ExportOnnxCommandTests
     [Theory]
     [InlineData("memory")]
     [InlineData("vqt-memory")]
-    public void TrainEvaluateExportOnTheShippedFashionMnistSampleGivesEqualPredictions(string method)
+    [InlineData("vqt-memory --queries-skip-memory")]
+    public void TrainEvaluateExportOnTheShippedFashionMnistSampleGivesEqualPredictions(string methodArgs)
     {
+        var (method, extra) = (methodArgs.Split(' ')[0], methodArgs.Split(' ').Skip(1).ToArray());
         using var dir = new TempFolder();
         var (ckpt, backbone) = Checkpoint(dir);
         string data = Path.Combine(TestPaths.RepoRoot, "samples", "data", "fashion-mnist-2k");
         string adapter = dir.PathOf("fashion");
         Assert.Equal(0, Cli(["train", "--model", ckpt, "--data", data, "--limit", "200", "--method", method, "--tokens", "2", "--epochs", "1",
-            "--validation-fraction", "0", "--out", adapter], out _, out var err));
+            "--validation-fraction", "0", .. extra, "--out", adapter], out _, out var err));
         Assert.True(err.Length == 0 || !err.Contains("error"), err);
         Assert.Equal(0, Cli(["evaluate", "--model", ckpt, "--adapter", adapter, "--data", data + ":test", "--limit", "100"], out _, out _));
         Assert.Equal(0, Cli(["export-onnx", "--model", ckpt, "--adapter", adapter, "--out", dir.PathOf("fashion.onnx")], out _, out _));
         // the test images as evaluate prepares them, through ours and through ONNX Runtime
         var a = Adapter.Load(adapter);
+        Assert.Equal(method == "vqt-memory" ? !extra.Contains("--queries-skip-memory") : null, a.Config.QueriesReadMemory);
         var test = MLNet.MemoryTokens.Data.PreparedImages.From(MLNet.MemoryTokens.Data.ImageDatasets.Take(MLNet.MemoryTokens.Data.ImageDatasets.Open(data + ":test"), 100),
             a.Config.Preprocess with { InputSize = a.Config.ImageSize });
         var x = test.Batch(Enumerable.Range(0, test.Count).ToArray());
         var ours = a.CreateModel(Backbone.Load(ckpt, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true })).Forward(x, keepForBackward: false).Data;
         using var s = Session(dir.PathOf("fashion.onnx"));
         var onnx = Run(s, x)["fashion"];
-        AssertClose(ours, onnx, 1e-4, $"{method} on Fashion-MNIST");
+        AssertClose(ours, onnx, 1e-4, $"{methodArgs} on Fashion-MNIST");
         int classes = a.Config.ClassLabels.Length;
         for (int i = 0; i < test.Count; i++)
             Assert.Equal(Classification.TopK(ours.AsSpan(i * classes, classes), 1), Classification.TopK(onnx.AsSpan(i * classes, classes), 1));

@@ -22,6 +22,7 @@ internal static class TrainCommand
         var method = new Option<string>("--method") { Description = string.Join(" | ", methods), DefaultValueFactory = _ => "memory" };
         method.AcceptOnlyFromAmong(methods);
         var queries = new Option<int>("--queries") { Description = "VQT query tokens per layer (T).", DefaultValueFactory = _ => 1 };
+        var queriesSkipMemory = new Option<bool>("--queries-skip-memory") { Description = "VQT + memory: the queries read the original tokens only, not the layer's memory (the composition before the queries read it)." };
         var queryDropout = new Option<float>("--query-dropout") { Description = "VQT dropout on query tokens.", DefaultValueFactory = _ => 0.1f };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "VQT: keep the key/value cache in a file here (reused when backbone, size and data match)." };
         var cacheDType = new Option<string>("--cache-dtype") { Description = "VQT cache element type: f16 | bf16 | f32", DefaultValueFactory = _ => "f16" };
@@ -53,7 +54,7 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("train", "Train memory tokens (or a baseline) on a labelled image set and save the adapter.")
         {
-            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed, divergence,
+            model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queriesSkipMemory, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed, divergence,
             valFraction, imageSize, checkpointDir, resume, output, plot, json, threads,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
@@ -62,7 +63,7 @@ internal static class TrainCommand
             var tuning = new TuningOptions
             {
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
-                QueryTokens = r.GetValue(queries), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
+                QueryTokens = r.GetValue(queries), QueriesReadMemory = !r.GetValue(queriesSkipMemory), QueryDropout = r.GetValue(queryDropout), CacheDirectory = r.GetValue(cacheDir),
                 GroupLasso = r.GetValue(groupLasso), KeepFeatureFraction = r.GetValue(keepFeatures),
                 Extends = (r.GetValue(extends) ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(e => CommonOptions.LoadAdapter(r, e)).ToArray(),
                 CacheDType = r.GetValue(cacheDType) switch { "bf16" => MLNet.MemoryTokens.IO.TensorDType.BF16, "f32" => MLNet.MemoryTokens.IO.TensorDType.F32, _ => MLNet.MemoryTokens.IO.TensorDType.F16 },

@@ -6,7 +6,7 @@ namespace MLNet.MemoryTokens.ML;
 
 /// <summary>Visual Query Tuning (Tu et al. 2023) as a classifier: per-layer query tokens that only read the frozen
 /// backbone, trained together with a head on their summaries (with <see cref="Options.MemoryTokens"/> &gt; 0, the queries read
-/// a memory-adapted stream instead, all trained together). Created by
+/// a memory-adapted stream and its memory instead, all trained together). Created by
 /// <c>mlContext.MulticlassClassification.Trainers.VisualQueryTuning(...)</c>; to feed another ML.NET trainer instead, use
 /// <c>mlContext.Transforms.VqtFeaturizer(...)</c>.</summary>
 public sealed class VisualQueryTuningTrainer : VitTrainerBase<VisualQueryTuningTrainer.Options>
@@ -22,6 +22,10 @@ public sealed class VisualQueryTuningTrainer : VitTrainerBase<VisualQueryTuningT
 
         /// <summary>Memory tokens per layer for the queries to read (the engine's VqtMemory); 0: plain VQT on the frozen stream. Default 0.</summary>
         public int MemoryTokens { get; set; }
+
+        /// <summary>With <see cref="MemoryTokens"/> &gt; 0: the queries read each layer's memory as well as the original
+        /// tokens, as VQT's code composes with prompts; false: the original tokens only. Recorded in the adapter. Default true.</summary>
+        public bool QueriesReadMemory { get; set; } = true;
 
         /// <summary>Group-lasso weight λ on the head's feature columns while training (plain VQT; 0: off). Default 0.</summary>
         public float GroupLasso { get; set; }
@@ -41,7 +45,7 @@ public sealed class VisualQueryTuningTrainer : VitTrainerBase<VisualQueryTuningT
     private protected override TuningOptions Tuning => new()
     {
         Method = TrainerOptions.MemoryTokens > 0 ? TuningMethod.VqtMemory : TuningMethod.Vqt, MemoryTokens = TrainerOptions.MemoryTokens,
-        QueryTokens = TrainerOptions.QueryTokens, QueryDropout = TrainerOptions.QueryDropout, GroupLasso = TrainerOptions.GroupLasso,
+        QueriesReadMemory = TrainerOptions.QueriesReadMemory, QueryTokens = TrainerOptions.QueryTokens, QueryDropout = TrainerOptions.QueryDropout, GroupLasso = TrainerOptions.GroupLasso,
         KeepFeatureFraction = TrainerOptions.KeepFeatureFraction, CacheDType = TrainerOptions.CacheDType, CacheDirectory = TrainerOptions.CacheDirectory,
     };
 }

@@ -9,7 +9,8 @@ namespace MLNet.MemoryTokens.Onnx;
 /// Streams, per image: the original tokens [N, D] (the backbone's, or with plain memory as extra key/value rows and the
 /// task's class token), and optionally a side stream of rows that read the original tokens' keys/values but are never read
 /// by them: the class-token rows of attention-masked tasks (carried from layer to layer; each reads the rows and memory of
-/// the tasks in <see cref="MaskedTask.Reads"/>), or VQT query rows (fresh each layer, collected after the block).
+/// the tasks in <see cref="MaskedTask.Reads"/>), or VQT query rows (fresh each layer, collected after the block; with plain
+/// memory they read its rows too unless <see cref="ExportPlan.QueriesReadMemory"/> is false).
 /// </remarks>
 internal sealed record ExportPlan
 {
@@ -25,6 +26,9 @@ internal sealed record ExportPlan
     public IReadOnlyList<MaskedTask> TaskRows { get; init; } = [];
     /// <summary>[L, T, D] VQT query tokens.</summary>
     public Tensor? Queries { get; init; }
+    /// <summary>With <see cref="StreamMemory"/> and <see cref="Queries"/> (VQT + memory): the queries read the layer's memory
+    /// rows too, besides the original tokens.</summary>
+    public bool QueriesReadMemory { get; init; }
     public required IReadOnlyList<HeadPlan> Heads { get; init; }
     /// <summary>Name/value pairs stored in the model's metadata (labels, preprocessing).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();

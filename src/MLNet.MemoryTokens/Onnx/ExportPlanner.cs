@@ -38,7 +38,7 @@ internal static class ExportPlanner
         return new ExportPlan
         {
             Config = c, Trunk = trunk, ClassToken = forward.ClassToken ?? trunk.GetValueOrDefault("cls_token"),
-            StreamMemory = forward.StreamMemory, TaskRows = tasks, Queries = forward.Queries,
+            StreamMemory = forward.StreamMemory, TaskRows = tasks, Queries = forward.Queries, QueriesReadMemory = forward.QueriesReadMemory,
             Heads = [Head(adapter, where, output, c, forward) with { Row = forward.Head == HeadInput.TaskRow ? tasks.Count - 1 : 0 }],
             Metadata = Metadata(backbone, [(output, adapter)]),
         };

@@ -110,7 +110,7 @@ internal sealed class VitOnnxGraph
 
     /// <summary>One pre-norm block on the original tokens x [B, N, D] (the rows <paramref name="main"/> going on: all N, the
     /// rows the pooling reads in the last block, or none when nothing reads them) and the side rows y [B, R, D], which read the
-    /// original tokens' keys/values and are never read by them.</summary>
+    /// original tokens' keys/values (VQT + memory: and the memory's, unless the queries skip it) and are never read by them.</summary>
     (string? X, string? Y) Block(int l, string x, string? y, (int Start, int Count) main)
     {
         string b = $"blocks.{l}.";
@@ -118,7 +118,8 @@ internal sealed class VitOnnxGraph
         var (q, k, v) = Qkv(b, x);
         var original = new KeySegment(Keys(k, true), Values(v, true), true);
         var keys = new List<KeySegment> { original };
-        if (p.StreamMemory is { } mem) keys.Add(MemoryKeys(b, Own($"memory/{l}", LayerRows(mem, l), mem.Shape[1], d)));
+        KeySegment? memory = p.StreamMemory is { } mem ? MemoryKeys(b, Own($"memory/{l}", LayerRows(mem, l), mem.Shape[1], d)) : null;
+        if (memory is { } ms) keys.Add(ms);
         string? xOut = null;
         if (main.Count > 0)
         {
@@ -128,15 +129,16 @@ internal sealed class VitOnnxGraph
         if (y is null) return (xOut, null);
         var (qy, ky, vy) = Qkv(b, y);
         var sideKeys = new List<KeySegment> { original };
+        if (p.Queries is not null && p.QueriesReadMemory && memory is { } qm) sideKeys.Add(qm);   // VQT + memory: the queries read the memory too
         float[]? mask = null;
         int rows = p.TaskRows.Count > 0 ? p.TaskRows.Count : p.Queries!.Shape[1];
         if (p.TaskRows.Count > 0)
         {
             // masked tasks: each row reads the originals and the rows and memory of the tasks it names
             int m = p.TaskRows.Sum(t => t.Memory.Shape[1]);
-            var memory = p.TaskRows.SelectMany(t => LayerRows(t.Memory, l)).ToArray();
+            var taskMemory = p.TaskRows.SelectMany(t => LayerRows(t.Memory, l)).ToArray();
             sideKeys.Add(new KeySegment(Keys(ky, true), Values(vy, true), true));
-            sideKeys.Add(MemoryKeys(b, Own($"tasks/memory/{l}", memory, m, d)));
+            sideKeys.Add(MemoryKeys(b, Own($"tasks/memory/{l}", taskMemory, m, d)));
             mask = TaskMask();
         }
         return (xOut, Finish(b, y, Attend(Queries(qy), sideKeys, mask, rows)));

@@ -27,6 +27,9 @@ public sealed record AdaptedForward
     public IReadOnlyList<MaskedTask> Tasks { get; init; } = [];
     /// <summary>[L, T, D] VQT query tokens.</summary>
     public Tensor? Queries { get; init; }
+    /// <summary>With <see cref="StreamMemory"/> and <see cref="Queries"/> (VQT + memory): the queries read each layer's memory
+    /// rows too (keys/values as the original rows see them), besides the original tokens.</summary>
+    public bool QueriesReadMemory { get; init; }
     public HeadInput Head { get; init; } = HeadInput.Pooled;
     /// <summary>The feature indices a compressed VQT head reads (ascending), or null: all of them.</summary>
     public int[]? KeptFeatures { get; init; }

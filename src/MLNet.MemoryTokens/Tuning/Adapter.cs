@@ -19,6 +19,11 @@ public sealed record AdapterConfig
     public bool TrainClassToken { get; init; }
     public int QueryTokens { get; init; }
     public float QueryDropout { get; init; }
+    /// <summary>VQT + memory: whether the queries read the memory too (<see cref="TuningOptions.QueriesReadMemory"/>); absent
+    /// (null) for the other methods and in adapters written before it was recorded, which were trained with the queries
+    /// reading the original tokens only.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? QueriesReadMemory { get; init; }
     public string[] ClassLabels { get; init; } = [];
     public int ImageSize { get; init; }
     public PreprocessConfig Preprocess { get; init; } = new();

@@ -12,7 +12,9 @@ namespace MLNet.MemoryTokens.Tuning;
 /// <remarks>
 /// Fields (snake_case): format, method, memory_tokens, masked, extends [{path, fingerprint}], train_class_token, query_tokens,
 /// query_dropout, class_labels, image_size, preprocess {input_size, crop_fraction, interpolation, mean[3], std[3]},
-/// backbone_source, backbone_fingerprint, backbone_dim, backbone_depth — all required; library_version and training optional.
+/// backbone_source, backbone_fingerprint, backbone_dim, backbone_depth — all required; library_version and training optional;
+/// queries_read_memory (method vqt_memory) optional: adapters written before it was recorded lack it, and load as they were
+/// trained, with the queries reading the original tokens only.
 /// </remarks>
 public static class AdapterConfigSchema
 {
@@ -28,7 +30,7 @@ public static class AdapterConfigSchema
         ("query_dropout", Kind.Number, true), ("class_labels", Kind.Array, true), ("image_size", Kind.Integer, true),
         ("preprocess", Kind.Object, true), ("backbone_source", Kind.String, true), ("backbone_fingerprint", Kind.String, true),
         ("backbone_dim", Kind.Integer, true), ("backbone_depth", Kind.Integer, true), ("library_version", Kind.String, false),
-        ("training", Kind.Object, false),
+        ("training", Kind.Object, false), ("queries_read_memory", Kind.Boolean, false),
     ];
 
     static readonly (string Name, Kind Kind)[] PreprocessFields =
@@ -71,6 +73,8 @@ public static class AdapterConfigSchema
             }
 
             var config = Build(root, path);
+            if (config.QueriesReadMemory is not null && config.Method != TuningMethod.VqtMemory)
+                warnings.Add($"{path}: field 'queries_read_memory' applies to method 'vqt_memory' only; ignored");
             Validate(config, path);
             return (config, warnings);
         }
@@ -152,6 +156,7 @@ public static class AdapterConfigSchema
             BackboneDim = I("backbone_dim"), BackboneDepth = I("backbone_depth"),
             LibraryVersion = root.TryGetProperty("library_version", out var lv) && lv.ValueKind == JsonValueKind.String ? lv.GetString()! : "",
             Training = training,
+            QueriesReadMemory = root.TryGetProperty("queries_read_memory", out var qm) && qm.ValueKind is JsonValueKind.True or JsonValueKind.False ? qm.GetBoolean() : null,
         };
     }
 

@@ -20,6 +20,10 @@ public sealed record TuningOptions
     public bool TrainClassToken { get; init; } = true;
     /// <summary>VQT query tokens per layer (T).</summary>
     public int QueryTokens { get; init; } = 1;
+    /// <summary>VQT + memory: the query tokens read each layer's memory as well as the original tokens (keys/values as the
+    /// original rows see them), as VQT's code composes with prompts — the default. False: the original tokens only (the
+    /// composition before adapters recorded this; such adapters load with false).</summary>
+    public bool QueriesReadMemory { get; init; } = true;
     /// <summary>VQT dropout on the query tokens while training (0.1 in the official code).</summary>
     public float QueryDropout { get; init; } = 0.1f;
     /// <summary>Element type of the VQT key/value cache.</summary>

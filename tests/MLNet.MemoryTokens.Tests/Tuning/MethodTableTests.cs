@@ -27,6 +27,7 @@ public class MethodTableTests
         new TuningOptions { Method = TuningMethod.Full },
         new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2, QueryDropout = 0.2f },
         new TuningOptions { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 3, TrainClassToken = false },
+        new TuningOptions { Method = TuningMethod.VqtMemory, MemoryTokens = 1, QueryTokens = 1, QueriesReadMemory = false },
     ];
 
     [Theory]
@@ -37,7 +38,7 @@ public class MethodTableTests
         var method = TuningMethods.Get(options.Method);
         var config = method.DescribeAdapter(new AdapterConfig { Method = options.Method }, options);
         var read = method.ReadAdapter(config, []);
-        static object Fields(AdapterConfig c) => (c.Method, c.MemoryTokens, c.Masked, c.TrainClassToken, c.QueryTokens, c.QueryDropout, c.Extends.Length);
+        static object Fields(AdapterConfig c) => (c.Method, c.MemoryTokens, c.Masked, c.TrainClassToken, c.QueryTokens, c.QueryDropout, c.Extends.Length, c.QueriesReadMemory);
         Assert.Equal(Fields(config), Fields(method.DescribeAdapter(new AdapterConfig { Method = options.Method }, read)));
         // the model built from what was read has the very parameters of the one built from the options
         var (a, b) = (options.CreateModel(backbone, 3, seed: 1), read.CreateModel(backbone, 3, seed: 1));

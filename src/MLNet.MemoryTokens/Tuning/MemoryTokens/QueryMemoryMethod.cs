@@ -7,8 +7,11 @@ internal sealed class QueryMemoryMethod : TuningMethodDefinition, IMethodCompute
 {
     public override TuningMethod Method => TuningMethod.VqtMemory;
     public override string Name => "vqt-memory";
-    public override string Summary => "VQT query tokens reading a stream adapted by memory tokens; all trained together";
+    public override string Summary => "VQT query tokens reading a stream adapted by memory tokens (and the memory itself, unless --queries-skip-memory); all trained together";
     public override IMethodCompute Managed => this;
+
+    public override IEnumerable<OwnedOption> OwnedOptions =>
+        [new(o => !o.QueriesReadMemory, o => $"Queries skipping the memory (QueriesReadMemory = false) applies to VQT + memory, not {o.Method}.")];
 
     public override void Validate(TuningOptions o)
     {
@@ -18,15 +21,18 @@ internal sealed class QueryMemoryMethod : TuningMethodDefinition, IMethodCompute
 
     public override AdapterConfig DescribeAdapter(AdapterConfig config, TuningOptions o) => config with
     {
-        MemoryTokens = o.MemoryTokens, TrainClassToken = o.TrainClassToken, QueryTokens = o.QueryTokens,
+        MemoryTokens = o.MemoryTokens, TrainClassToken = o.TrainClassToken, QueryTokens = o.QueryTokens, QueriesReadMemory = o.QueriesReadMemory,
     };
 
+    // an adapter without the field was written before it existed, when the queries read the original tokens only
     public override TuningOptions ReadAdapter(AdapterConfig c, IReadOnlyList<Adapter> extends) => new()
     {
         Method = Method, MemoryTokens = c.MemoryTokens, TrainClassToken = c.TrainClassToken, QueryTokens = c.QueryTokens,
+        QueriesReadMemory = c.QueriesReadMemory ?? false,
     };
 
-    /// <summary>Plain memory in the stream, the trained class token (when there is one), the query tokens; the head on the VQT features.</summary>
+    /// <summary>Plain memory in the stream, the trained class token (when there is one), the query tokens (reading the memory
+    /// too, as the adapter records); the head on the VQT features.</summary>
     public override AdaptedForward DescribeForward(Adapter adapter, VitConfig backbone, string where, IReadOnlyList<Adapter> extends)
     {
         var c = adapter.Config;
@@ -35,9 +41,10 @@ internal sealed class QueryMemoryMethod : TuningMethodDefinition, IMethodCompute
             ClassToken = adapter.Tensors.ContainsKey("cls_token") ? adapter.Need("cls_token", where, 1, 1, backbone.Dim) : null,
             StreamMemory = adapter.Need("memory", where, backbone.Depth, c.MemoryTokens, backbone.Dim),
             Queries = adapter.Need("queries", where, backbone.Depth, c.QueryTokens, backbone.Dim), Head = HeadInput.QueryFeatures,
+            QueriesReadMemory = ReadAdapter(c, extends).QueriesReadMemory,
         };
     }
 
     public ITunedModel CreateModel(VisionTransformer backbone, TuningOptions o, int classes, int seed) =>
-        new QueryMemoryVit(backbone, classes, o.MemoryTokens, o.QueryTokens, o.TrainClassToken, seed);
+        new QueryMemoryVit(backbone, classes, o.MemoryTokens, o.QueryTokens, o.TrainClassToken, seed, o.QueriesReadMemory);
 }

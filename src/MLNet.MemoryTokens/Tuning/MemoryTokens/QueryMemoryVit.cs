@@ -10,9 +10,13 @@ namespace MLNet.MemoryTokens.Tuning.MemoryTokens;
 /// Legend: B batch, N original rows, m memory and T query tokens per layer, L layers, D width, C classes.
 /// Stream per sample (<see cref="Layout"/>): the N originals, layer l's m memory rows, layer l's T query rows — both written
 /// before block l and read out (queries) or dropped (memory) after it. The original rows read the originals and the memory
-/// (as <see cref="MemoryTokenVit"/>, plain); the query rows read the N original rows only. The head reads the VQT features
+/// (as <see cref="MemoryTokenVit"/>, plain). The query rows read every row of the layer's input except the queries
+/// themselves — the N originals and the m memory rows, keys/values as the originals see them (LN1, then qkv) — as VQT's
+/// code composes with prompts (its queries attend to <c>hidden_states[:, query_prompt_len:]</c>); with
+/// <see cref="QueriesReadMemory"/> false they read the N originals only. The head reads the VQT features
 /// [normalised pooled stream (the final-norm class token, or the backbone's pooling) | normalised query outputs of every
-/// layer] (<see cref="QueryFeatures"/>).
+/// layer] (<see cref="QueryFeatures"/>). The memory's gradient comes from both readers: the original rows and the queries
+/// (one stream, one backward).
 /// </remarks>
 public sealed class QueryMemoryVit : ITunedModel
 {
@@ -21,6 +25,8 @@ public sealed class QueryMemoryVit : ITunedModel
     public int MemoryTokens { get; }
     public int QueryTokens { get; }
     public bool TrainClassToken { get; }
+    /// <summary>Whether the query rows read the layer's memory as well as the original tokens (true: VQT's own composition).</summary>
+    public bool QueriesReadMemory { get; }
     /// <summary>[L, m, D]</summary>
     public Tensor Memory { get; }
     /// <summary>[1, 1, D] the trained class token, or null when it stays the backbone's.</summary>
@@ -45,11 +51,13 @@ public sealed class QueryMemoryVit : ITunedModel
     VitConfig C => Backbone.Config;
     int FeatureDim => _features.FeatureDim;
 
-    public QueryMemoryVit(VisionTransformer backbone, int numClasses, int memoryTokens, int queryTokens, bool trainClassToken, int seed)
+    public QueryMemoryVit(VisionTransformer backbone, int numClasses, int memoryTokens, int queryTokens, bool trainClassToken, int seed,
+        bool queriesReadMemory = true)
     {
         if (memoryTokens < 1) throw new ArgumentOutOfRangeException(nameof(memoryTokens), memoryTokens, "VQT + memory needs at least one memory token per layer.");
         if (queryTokens < 1) throw new ArgumentOutOfRangeException(nameof(queryTokens), queryTokens, "VQT needs at least one query token per layer.");
         Backbone = backbone; NumClasses = numClasses; MemoryTokens = memoryTokens; QueryTokens = queryTokens; TrainClassToken = trainClassToken;
+        QueriesReadMemory = queriesReadMemory;
         var rng = new Random(seed);
         int d = C.Dim;
         Memory = new Tensor([C.Depth, memoryTokens, d]);
@@ -71,8 +79,10 @@ public sealed class QueryMemoryVit : ITunedModel
         var layout = StreamLayout.Of(C, memoryRows: memoryTokens, queryRows: queryTokens);
         _pass = new StreamPass(backbone, layout);
         int n = layout.Originals;
-        // the originals read the originals and the memory rows after them (one run of N + m keys); the queries read the originals
-        _groups = [new AttentionGroup(0, n, [(0, n + memoryTokens)], []), new AttentionGroup(layout.QueryRow0, queryTokens, [(0, n)], [])];
+        // the originals read the originals and the memory rows after them (one run of N + m keys); the queries read the same
+        // N + m rows (or, skipping the memory, the originals only)
+        _groups = [new AttentionGroup(0, n, [(0, n + memoryTokens)], []),
+                   new AttentionGroup(layout.QueryRow0, queryTokens, [(0, queriesReadMemory ? n + memoryTokens : n)], [])];
         // the last block: only the rows the pooling reads and the query rows go past attention
         _lastLive = new LiveRows([.. layout.ReadoutRows(C).Ranges, (layout.QueryRow0, queryTokens)]);
         _lastGroups = _lastLive.Restrict(_groups);
@@ -91,7 +101,7 @@ public sealed class QueryMemoryVit : ITunedModel
         for (int l = 0; l < L; l++)
         {
             bool last = l == L - 1;
-            // layer l's tokens into every sample: memory (read by the originals, dropped after), queries (read out after)
+            // layer l's tokens into every sample: memory (read by the originals and the queries, dropped after), queries (read out after)
             pass.Broadcast(Layout.MemoryRow0, LayerRows(Memory, l, MemoryTokens));
             pass.Broadcast(Layout.QueryRow0, LayerRows(Queries, l, t));
             pass.Block(l, last ? _lastGroups : _groups, [], keepForBackward, last ? _lastLive : null);
@@ -130,7 +140,8 @@ public sealed class QueryMemoryVit : ITunedModel
             _features.BackwardLayer(dFeatures, l, dOut);
             pass.WriteGradient(Layout.QueryRow0, t, dOut);
             pass.BlockBackward(l, last ? _lastGroups : _groups, [], []);
-            // forward wrote memory_l and queries_l into every sample → their gradients are Σ_b over those rows
+            // forward wrote memory_l and queries_l into every sample → their gradients are Σ_b over those rows (the memory rows'
+            // from every row that read them: originals and, by default, queries)
             pass.SumGradient(Layout.MemoryRow0, m, dMemory.AsSpan(l * m * d, m * d));
             pass.SumGradient(Layout.QueryRow0, t, dQueries.AsSpan(l * t * d, t * d));
         }
