@@ -19,6 +19,9 @@ public sealed record TorchBackendOptions
     public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
     /// <summary>LibTorch's intra-op threads on the CPU (null: LibTorch's default, one per core).</summary>
     public int? Threads { get; init; }
+    /// <summary>Where VQT keeps its key/value cache (in <see cref="MLNet.MemoryTokens.Tuning.TuningOptions.CacheDType"/>): device
+    /// memory, or pinned host memory copied batch by batch (caches larger than the GPU's memory).</summary>
+    public Tuning.QueryTuning.KeyValueCacheLocation KeyValueCache { get; init; } = Tuning.QueryTuning.KeyValueCacheLocation.Device;
 
     public void Validate() => TorchBackend.ParseDevice(Device);
 }

@@ -12,8 +12,8 @@ namespace MLNet.MemoryTokens.TorchSharp.Model;
 /// <remarks>
 /// Legend: B batch, N = 1 + P original tokens (class token first), S stream rows (N + task/memory/query rows), M key/value-only
 /// rows (memory), D width, H heads, d = D/H.
-/// The one block forward (<see cref="Block"/>) takes a stream, optional key/value-only rows and an attention mask: every method
-/// is that call with its own rows and mask (see <see cref="Tuning.StreamLayout"/>). Each block runs in its own dispose scope, so a
+/// The one block forward (<see cref="VitBlock.Forward"/>) takes a stream, optional key/value-only rows and an attention mask: every method
+/// is that call with its own rows and mask (see <c>Tuning/TorchAdaptedVit</c>). Each block runs in its own dispose scope, so a
 /// forward holds one block's intermediates at a time (autograd keeps what backward needs on its own).
 /// </remarks>
 public sealed class TorchVit : nn.Module
@@ -153,8 +153,9 @@ public sealed class VitBlock : nn.Module
 
     /// <summary>The block on stream <paramref name="x"/> [B, S, D]. <paramref name="extraKeyValues"/> [1 or B, M, 2D]: keys/values of
     /// rows that are read but not updated (memory), placed after the stream's own. <paramref name="mask"/> [S, S + M] (true:
-    /// attend), or null: every row reads every key.</summary>
-    public torch.Tensor Forward(torch.Tensor x, torch.Tensor? extraKeyValues, torch.Tensor? mask, ComputePrecision precision)
+    /// attend), or null: every row reads every key. <paramref name="onKeyValues"/> sees the stream rows' keys/values [B, S, 2D]
+    /// (how VQT reads the backbone without a second pass).</summary>
+    public torch.Tensor Forward(torch.Tensor x, torch.Tensor? extraKeyValues, torch.Tensor? mask, ComputePrecision precision, Action<torch.Tensor>? onKeyValues = null)
     {
         using var scope = NewDisposeScope();
         int d = _c.Dim;
@@ -162,6 +163,7 @@ public sealed class VitBlock : nn.Module
         var qkv = Ops.Linear(Norm1(x), attn.qkv.weight!, attn.qkv.bias, precision);          // [B, S, 3D]
         var q = qkv.narrow(2, 0, d);
         var kv = qkv.narrow(2, d, 2 * d);                                                   // [B, S, 2D]
+        onKeyValues?.Invoke(kv);
         if (extraKeyValues is not null) kv = cat([kv, extraKeyValues.to(kv.dtype).expand(b, -1, -1)], 1);   // [B, S + M, 2D]
         var a = Attend(q, kv, mask);                                                        // [B, S, D]
         x = x + Ops.Linear(a, attn.proj.weight!, attn.proj.bias, precision).to(x.dtype);
