@@ -26,7 +26,7 @@ public abstract class TorchOptimizer : IDisposable
 
     protected torch.Tensor State(string name, Parameter like)
     {
-        if (!_state.TryGetValue(name, out var t)) _state[name] = t = zeros_like(like).detach();
+        if (!_state.TryGetValue(name, out var t)) _state[name] = t = zeros_like(like).detach().DetachFromDisposeScope();   // lives as long as the optimizer
         return t;
     }
 

@@ -59,8 +59,12 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         HeadWeight = AddTrainable("head.weight", Need(initial, "head.weight"));
         HeadBias = AddTrainable("head.bias", Need(initial, "head.bias"));
         if (fullFineTune)
-            foreach (var (name, p) in backbone.named_parameters())
-                if (!name.StartsWith("head.", StringComparison.Ordinal)) AddTrainable("backbone." + name, p);
+        {
+            // in the engine's state-dict order (the order its optimizer and clipping walk)
+            var byName = backbone.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var name in backbone.Config.StateDictShapes().Keys)
+                if (!name.StartsWith("head.", StringComparison.Ordinal)) AddTrainable("backbone." + name, byName[name]);
+        }
         if (fullFineTune) LoadAdapterTensors(initial, "<initial>");   // the trainable backbone copy from backbone.* (the engine's clone)
     }
 

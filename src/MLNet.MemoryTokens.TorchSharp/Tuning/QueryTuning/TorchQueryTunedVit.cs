@@ -64,7 +64,7 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
         for (int l = 0; l < kv.Length; l++)
         {
             int layer = l;
-            x = Backbone.Blocks[l].Forward(x, null, null, Backbone.Precision, k => kv[layer] = k.contiguous());
+            x = Backbone.Blocks[l].Forward(x, null, null, Backbone.Precision, k => kv[layer] = k.contiguous().MoveToOuterDisposeScope());   // out of the block's scope into this one
         }
         var cls = Backbone.FinalNorm(x.select(1, 0));
         foreach (var t in kv) t.MoveToOuterDisposeScope();
