@@ -5,6 +5,7 @@
 // Compiled twice: into MLNet.MemoryTokens.TorchSharp (which defines MEMORYTOKENS_LIBRARY: the pure functions, for the runtime
 // diagnostic and the unit tests) and, from this very file, by MSBuild's RoslynCodeTaskFactory (build/*.targets: the pure
 // functions plus the task). So it is written for netstandard2.0: byte arrays and offsets, no spans.
+#nullable enable
 using System;
 using System.Collections.Generic;
 using System.IO;
