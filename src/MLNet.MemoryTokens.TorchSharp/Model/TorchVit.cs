@@ -54,7 +54,11 @@ public sealed class TorchVit : nn.Module
         RegisterComponents();
         TorchTensors.LoadStrict(this, stateDict, "backbone");
         this.to(device);
-        foreach (var (_, p) in named_parameters()) p.requires_grad = trainable;
+        foreach (var (_, p) in named_parameters())
+        {
+            p.requires_grad = trainable;
+            p.DetachFromDisposeScope();   // the weights live as long as the model, not as the scope it was built in
+        }
     }
 
     /// <summary>The engine backbone's weights on <paramref name="device"/>.</summary>

@@ -99,7 +99,7 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         }
         var flat = new bool[s * (s + m)];
         for (int r = 0; r < s; r++) for (int k = 0; k < s + m; k++) flat[r * (s + m) + k] = allow[r, k];
-        _mask = torch.tensor(flat, [s, s + m]).to(Device);
+        _mask = torch.tensor(flat, [s, s + m]).to(Device).DetachFromDisposeScope();   // built inside a forward's scope, kept for the model's life
         return _mask;
     }
 

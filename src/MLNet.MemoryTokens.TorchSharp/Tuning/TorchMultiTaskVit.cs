@@ -39,12 +39,12 @@ public sealed class TorchMultiTaskVit : IDisposable
         TaskNames = tasks.Select(t => t.Name).ToArray();
         Backbone = TorchVit.FromEngine(backbone.Model, device);
         Backbone.Precision = precision;
-        torch.Tensor Get(Adapter a, string key) => TorchTensors.ToTorch(a.Tensors[key], device);
+        torch.Tensor Get(Adapter a, string key) => TorchTensors.ToTorch(a.Tensors[key], device).DetachFromDisposeScope();
         _cls = tasks.Select(t => Get(t.Adapter, "cls_token")).ToArray();
         _memory = tasks.Select(t => Get(t.Adapter, "memory")).ToArray();
         _headW = tasks.Select(t => Get(t.Adapter, "head.weight")).ToArray();
         _headB = tasks.Select(t => Get(t.Adapter, "head.bias")).ToArray();
-        _mask = Mask(backbone.Model.Config.NumTokens, tasks.Select(t => t.Adapter.Config.MemoryTokens).ToArray(), mode).to(device);
+        _mask = Mask(backbone.Model.Config.NumTokens, tasks.Select(t => t.Adapter.Config.MemoryTokens).ToArray(), mode).to(device).DetachFromDisposeScope();
     }
 
     static torch.Tensor Mask(int n, int[] memRows, MultiTaskMode mode)

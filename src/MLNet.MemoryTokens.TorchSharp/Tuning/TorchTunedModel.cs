@@ -28,7 +28,8 @@ public abstract class TorchTunedModel : nn.Module
     /// <summary>Registers a trainable tensor under its adapter name (a copy of <paramref name="initial"/>, on the device).</summary>
     protected Parameter AddTrainable(string name, MLNet.MemoryTokens.Tensor initial)
     {
-        var p = new Parameter(TorchTensors.ToTorch(initial, Device), requires_grad: true);
+        var p = new Parameter(TorchTensors.ToTorch(initial, Device).DetachFromDisposeScope(), requires_grad: true);
+        p.DetachFromDisposeScope();   // lives as long as the model
         _trainable.Add((name, p));
         if (!name.StartsWith("backbone.", StringComparison.Ordinal)) register_parameter(name.Replace('.', '_'), p);
         return p;

@@ -54,7 +54,7 @@ public static class TorchTuning
         TorchVit Trainable() => new TorchVit(backbone.Model.Config with { NumClasses = 0 },
             backbone.Model.Parameters.Where(p => !p.Key.StartsWith("head.", StringComparison.Ordinal)).ToDictionary(), device, trainable: true) { Precision = precision };
         IReadOnlyList<(torch.Tensor, torch.Tensor)> Earlier() =>
-            extends.Select(a => (TorchTensors.ToTorch(a.Tensors["cls_token"], device), TorchTensors.ToTorch(a.Tensors["memory"], device))).ToArray();
+            extends.Select(a => (TorchTensors.ToTorch(a.Tensors["cls_token"], device).DetachFromDisposeScope(), TorchTensors.ToTorch(a.Tensors["memory"], device).DetachFromDisposeScope())).ToArray();
         return method switch
         {
             TuningMethod.Vqt => new TorchQueryTunedVit(Frozen(), classes, queryTokens, queryDropout, initial, dropoutSeed, keptFeatures),

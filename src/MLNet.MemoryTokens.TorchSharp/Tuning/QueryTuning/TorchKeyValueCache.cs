@@ -46,9 +46,9 @@ public sealed class TorchKeyValueCache : IDisposable
         bool pin = location == KeyValueCacheLocation.PinnedHost && compute.type == DeviceType.CUDA;
         torch.Tensor Alloc(long[] shape, ScalarType t)
         {
-            var x = empty(shape, t, _storage);
+            var x = empty(shape, t, _storage).DetachFromDisposeScope();   // the cache outlives any step's scope
             if (!pin) return x;
-            using (x) return x.pin_memory();
+            using (x) return x.pin_memory().DetachFromDisposeScope();
         }
         _layers = Enumerable.Range(0, c.Depth).Select(_ => Alloc([count, c.NumTokens, 2 * c.Dim], type)).ToArray();
         _cls = Alloc([count, c.Dim], ScalarType.Float32);

@@ -42,7 +42,7 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
         {
             if (keptFeatures.Length == 0 || keptFeatures.Any(j => (uint)j >= (uint)FeatureDim) || keptFeatures.Zip(keptFeatures.Skip(1)).Any(p => p.First >= p.Second))
                 throw new ArgumentException($"Kept feature indices must be ascending and within [0, {FeatureDim}).");
-            _kept = torch.tensor(keptFeatures.Select(i => (long)i).ToArray()).to(Device);
+            _kept = torch.tensor(keptFeatures.Select(i => (long)i).ToArray()).to(Device).DetachFromDisposeScope();
         }
     }
 
