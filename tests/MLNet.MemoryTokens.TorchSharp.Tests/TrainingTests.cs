@@ -56,6 +56,9 @@ public sealed class TrainingTests(ITestOutputHelper output) : IDisposable
         var ckpt = Path.Combine(_dir, "ckpt");
         using (TorchTrainer.Train(backbone, data, null, tuning, baseOptions with { Epochs = 1, CheckpointDirectory = ckpt }, Cpu)) { }
         Assert.True(File.Exists(Path.Combine(ckpt, "trainer_state.json")));
+        var forEngine = Path.Combine(_dir, "ckpt-engine");   // the same epoch-1 state, for the engine to resume below
+        Directory.CreateDirectory(forEngine);
+        foreach (var f in Directory.GetFiles(ckpt)) File.Copy(f, Path.Combine(forEngine, Path.GetFileName(f)));
         var progress = new List<TrainingProgress>();
         using var resumed = TorchTrainer.Train(backbone, data, null, tuning,
             baseOptions with { CheckpointDirectory = ckpt, Resume = true, Progress = new SyncProgress(progress) }, Cpu);
@@ -65,7 +68,10 @@ public sealed class TrainingTests(ITestOutputHelper output) : IDisposable
             TinyModels.AssertClose(t.Data, resumed.Adapter.Tensors[name].Data, 1e-6, 1e-6, $"resumed tensor {name}");
 
         // the engine resumes a checkpoint the TorchSharp backend wrote (same format)
-        var engine = Trainer.Train(backbone, data, null, tuning, baseOptions with { CheckpointDirectory = ckpt, Resume = true });
+        var engineProgress = new List<TrainingProgress>();
+        var engine = Trainer.Train(backbone, data, null, tuning, baseOptions with { CheckpointDirectory = forEngine, Resume = true, Progress = new SyncProgress(engineProgress) });
+        Assert.Contains(engineProgress, p => p.Phase == "resume" && p.Epoch == 1);
+        Assert.Contains(engineProgress, p => p.Phase == "epoch" && p.Epoch == 2);
         foreach (var (name, t) in straight.Adapter.Tensors)
             TinyModels.AssertClose(t.Data, engine.Adapter.Tensors[name].Data, 1e-4, 1e-4, $"engine resuming a TorchSharp checkpoint: {name}");
     }
