@@ -123,6 +123,21 @@ public sealed class AdapterInterchangeTests : IDisposable
     }
 
     [Fact]
+    public void VqtFeaturesEqualTheEngineFeaturizer()
+    {
+        var backbone = TinyModels.Backbone();
+        var tuning = new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2 };
+        var engine = (QueryTunedVit)tuning.CreateModel(backbone.Model, 5, 1);
+        using var model = (TorchQueryTunedVit)TorchTuning.Create(backbone, tuning, 5, 1, CPU);
+        var images = TinyModels.Images(3, 5);
+        var expected = QueryFeaturizer.Featurize(engine, images);
+        using var x = TorchTensors.ToTorch(images);
+        using var features = model.Features(x);
+        Assert.Equal(expected.Shape, TorchTensors.ToEngine(features).Shape);
+        TinyModels.AssertClose(expected.Data, TorchTensors.ToEngine(features).Data, 1e-6, 1e-5, "VQT feature vectors");
+    }
+
+    [Fact]
     public void BFloat16AutocastStaysCloseToFloat32()
     {
         var backbone = TinyModels.Backbone();

@@ -92,9 +92,16 @@ public sealed class TorchVit : nn.Module
     {
         if (head is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0).");
         using var scope = NewDisposeScope();
+        return scope.MoveToOuter(Linear(PreLogits(images), head.weight!, head.bias));
+    }
+
+    /// <summary>The final-norm class token [B, D] of normalised images: what a head reads (the linear probe's features).</summary>
+    public torch.Tensor PreLogits(torch.Tensor images)
+    {
+        using var scope = NewDisposeScope();
         var x = Embed(images);
         foreach (var b in blocks) x = b.Forward(x, null, null, Precision);
-        return scope.MoveToOuter(Linear(FinalNorm(x.select(1, 0)), head.weight!, head.bias));
+        return scope.MoveToOuter(FinalNorm(x.select(1, 0)));
     }
 
     /// <summary>The final LayerNorm (float32).</summary>

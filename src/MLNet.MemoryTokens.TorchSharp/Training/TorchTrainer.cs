@@ -223,10 +223,7 @@ public static class TorchTrainer
                 cancel.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 var idx = Enumerable.Range(start, Math.Min(batchSize, images.Count - start)).ToArray();
-                var vit = _model.Backbone;
-                var x = vit.Embed(Images(images, idx, _model.Device));
-                foreach (var block in vit.Blocks) x = block.Forward(x, null, null, vit.Precision);
-                parts.Add(scope.MoveToOuter(vit.FinalNorm(x.select(1, 0))));
+                parts.Add(scope.MoveToOuter(_model.Backbone.PreLogits(Images(images, idx, _model.Device))));
             }
             var all = cat(parts, 0);
             foreach (var p in parts) p.Dispose();

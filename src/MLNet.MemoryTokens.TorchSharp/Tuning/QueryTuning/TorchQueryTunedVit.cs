@@ -82,6 +82,23 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
     public torch.Tensor ForwardCached(IReadOnlyList<torch.Tensor> keyValues, torch.Tensor classToken, bool training)
     {
         using var scope = NewDisposeScope();
+        return scope.MoveToOuter(HeadLinear(FeatureVectors(keyValues, classToken, training), HeadWeight, HeadBias));
+    }
+
+    /// <summary>The VQT feature vectors [B, K] of images (no dropout, no graph): what the head reads.</summary>
+    public torch.Tensor Features(torch.Tensor images)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (kv, cls) = BackbonePass(images);
+        return scope.MoveToOuter(FeatureVectors(kv, cls, training: false));
+    }
+
+    /// <summary>[normalise(class token) | normalise(query outputs of layer 1, flattened) | … | layer L] [B, D·(1 + L·T)], or
+    /// the kept features of a compressed head.</summary>
+    torch.Tensor FeatureVectors(IReadOnlyList<torch.Tensor> keyValues, torch.Tensor classToken, bool training)
+    {
+        using var scope = NewDisposeScope();
         var c = Backbone.Config;
         long b = classToken.shape[0];
         var parts = new List<torch.Tensor> { F.normalize(classToken.to(ScalarType.Float32), 2, 1, 1e-12) };
@@ -98,25 +115,6 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
             parts.Add(F.normalize(o.to(ScalarType.Float32).reshape(b, QueryTokens * c.Dim), 2, 1, 1e-12));
         }
         var features = cat(parts, 1);                                                                       // [B, D·(1 + L·T)]
-        if (_kept is not null) features = features.index_select(1, _kept);
-        return scope.MoveToOuter(HeadLinear(features, HeadWeight, HeadBias));
-    }
-
-    /// <summary>The VQT feature vectors [B, K] (no dropout): what the head reads.</summary>
-    public torch.Tensor Features(torch.Tensor images)
-    {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var (kv, cls) = BackbonePass(images);
-        var c = Backbone.Config;
-        long b = cls.shape[0];
-        var parts = new List<torch.Tensor> { F.normalize(cls, 2, 1, 1e-12) };
-        for (int l = 0; l < c.Depth; l++)
-        {
-            var o = Backbone.Blocks[l].ForwardQueries(Queries.select(0, l).unsqueeze(0).expand(b, QueryTokens, c.Dim), kv[l], Backbone.Precision);
-            parts.Add(F.normalize(o.to(ScalarType.Float32).reshape(b, QueryTokens * c.Dim), 2, 1, 1e-12));
-        }
-        var features = cat(parts, 1);
         return scope.MoveToOuter(_kept is null ? features : features.index_select(1, _kept));
     }
 }
