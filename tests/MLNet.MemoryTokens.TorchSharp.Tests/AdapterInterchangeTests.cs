@@ -1,12 +1,14 @@
 using MLNet.MemoryTokens.Model;
-using MLNet.MemoryTokens.TorchSharp.Training;
 using MLNet.MemoryTokens.TorchSharp.Tuning;
+using MLNet.MemoryTokens.TorchSharp.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.TorchSharp.Tuning.QueryTuning;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using MLNet.MemoryTokens.Tuning.QueryTuning;
 using Xunit;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tests;
 
@@ -20,12 +22,17 @@ public sealed class AdapterInterchangeTests : IDisposable
     static readonly string[] Labels5 = ["a", "b", "c", "d", "e"];
 
     /// <summary>A model whose tensors moved away from their initial values (so a round trip that dropped one would show).</summary>
-    static void Perturb(TorchTunedModel m, int seed)
+    static void Perturb(TorchEngineModel m, int seed)
     {
-        using var _ = no_grad();
-        var g = new Generator((ulong)seed);
-        foreach (var (_, p) in m.Trainable) p.add_(randn(p.shape, generator: g) * 0.05f);
+        using (no_grad())
+        {
+            var g = new Generator((ulong)seed);
+            foreach (var (_, p) in m.Model.Trainable) p.add_(randn(p.shape, generator: g) * 0.05f);
+        }
+        m.CopyToHost();   // a fresh model is in host mode: its host copies are the values
     }
+
+    static MLNet.MemoryTokens.Tensor Logits(ITunedModel m, MLNet.MemoryTokens.Tensor images) => m.Forward(images, keepForBackward: false);
 
     [Theory]
     [MemberData(nameof(MethodParityTests.Methods), MemberType = typeof(MethodParityTests))]
@@ -33,29 +40,49 @@ public sealed class AdapterInterchangeTests : IDisposable
     {
         var backbone = TinyModels.Backbone();
         var tuning = MethodParityTests.Tuning(method, backbone);
-        using var trained = TorchTuning.Create(backbone, tuning, 5, seed: 2, CPU);
+        using var trained = TinyModels.Torch(backbone, tuning, 5, seed: 2);
         Perturb(trained, 9);
         var folder = Path.Combine(_dir, method);
-        TorchTuning.ToAdapter(trained, backbone, tuning, Labels5, backbone.Preprocess).Save(folder);
+        TinyModels.ToAdapter(trained, backbone, tuning, Labels5).Save(folder);
 
         // the engine reads the folder the TorchSharp backend wrote
         var images = TinyModels.Images(3, 8);
         var engine = Adapter.Load(folder).CreateModel(backbone, folder, tuning.Extends);
-        var expected = engine.Forward(images, keepForBackward: false);
-        using (no_grad())
-        using (var x = TorchTensors.ToTorch(images))
-        using (var logits = trained.Forward(x, training: false))
-            TinyModels.AssertClose(expected.Data, TorchTensors.ToEngine(logits).Data, 1e-5, 1e-5, $"{method} adapter TorchSharp → engine logits");
+        var expected = Logits(engine, images);
+        TinyModels.AssertClose(expected.Data, Logits(trained, images).Data, 1e-5, 1e-5, $"{method} adapter TorchSharp → engine logits");
 
         // and back: the engine's adapter (saved again by the engine) loads into TorchSharp with the same logits
         var again = Path.Combine(_dir, method + "-engine");
         Adapter.From(engine, backbone, tuning, Labels5, backbone.Preprocess).Save(again);
-        using var loaded = TorchTuning.Load(Adapter.Load(again), backbone, CPU, extends: tuning.Extends);
-        using (no_grad())
-        using (var x = TorchTensors.ToTorch(images))
-        using (var logits = loaded.Forward(x, training: false))
-            TinyModels.AssertClose(expected.Data, TorchTensors.ToEngine(logits).Data, 1e-5, 1e-5, $"{method} adapter engine → TorchSharp logits");
+        using var loaded = TorchSharpBackend.Load(Adapter.Load(again), backbone, TinyModels.Cpu, extends: tuning.Extends);
+        Assert.True(loaded.DeviceResident, "a served adapter lives on the device");
+        TinyModels.AssertClose(expected.Data, Logits(loaded, images).Data, 1e-5, 1e-5, $"{method} adapter engine → TorchSharp logits");
+        TinyModels.AssertClose(expected.Data, Logits(loaded, images).Data, 1e-5, 1e-5, $"{method} adapter engine → TorchSharp logits, second call");
         foreach (var (name, t) in Adapter.Load(folder).Tensors) Assert.Equal(t.Data, Adapter.Load(again).Tensors[name].Data);
+        static string Fields(Adapter a) => System.Text.Json.JsonSerializer.Serialize(a.Config with { LibraryVersion = "", Training = new() });
+        Assert.Equal(Fields(Adapter.Load(folder)), Fields(Adapter.Load(again)));   // the same config fields from either backend
+    }
+
+    /// <summary>A compressed VQT adapter (trained by the managed engine: compression trains there) serves on TorchSharp with its
+    /// kept features, logits and feature vectors equal.</summary>
+    [Fact]
+    public void CompressedVqtAdapterServesOnTorchSharp()
+    {
+        var backbone = TinyModels.Backbone(classes: 0);
+        var data = TrainingTests.Tiny(40);
+        var tuning = new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 1, KeepFeatureFraction = 0.5, GroupLasso = 1e-3f };
+        var result = Trainer.Train(backbone, data, null, tuning, new TrainingOptions { Epochs = 1, BatchSize = 20, ValidationFraction = 0 });
+        var folder = Path.Combine(_dir, "compressed");
+        result.Adapter.Save(folder);
+        var images = TinyModels.Images(3, 8);
+        var engine = (IQueryFeatures)Adapter.Load(folder).CreateModel(backbone, folder);
+        using var loaded = (TorchQueryEngineModel)TorchSharpBackend.Load(Adapter.Load(folder), backbone, TinyModels.Cpu);
+        Assert.Equal(engine.HeadInput, loaded.HeadInput);
+        Assert.True(loaded.HeadInput < ((TorchQueryTunedVit)loaded.Model).FeatureDim);
+        TinyModels.AssertClose(Logits(engine, images).Data, Logits(loaded, images).Data, 1e-5, 1e-5, "compressed VQT adapter logits, engine vs TorchSharp");
+        TinyModels.AssertClose(QueryFeaturizer.Featurize(engine, images).Data, QueryFeaturizer.Featurize(loaded, images).Data, 1e-6, 1e-5, "compressed VQT features");
+        var refusal = Assert.Throws<NotSupportedException>(() => Trainer.Train(backbone, data, null, tuning, new TrainingOptions { Epochs = 1, Compute = TinyModels.Cpu }));
+        Assert.Contains("managed backend", refusal.Message);
     }
 
     [Fact]
@@ -63,11 +90,11 @@ public sealed class AdapterInterchangeTests : IDisposable
     {
         var backbone = TinyModels.Backbone();
         var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
-        using var m = TorchTuning.Create(backbone, tuning, 5, 0, CPU);
+        using var m = TinyModels.Torch(backbone, tuning, 5, 0);
         var folder = Path.Combine(_dir, "a");
-        TorchTuning.ToAdapter(m, backbone, tuning, Labels5, backbone.Preprocess).Save(folder);
+        TinyModels.ToAdapter(m, backbone, tuning, Labels5).Save(folder);
         var other = TinyModels.Backbone(seed: 4);
-        var e = Assert.Throws<InvalidOperationException>(() => TorchTuning.Load(Adapter.Load(folder), other, CPU));
+        var e = Assert.Throws<InvalidOperationException>(() => TorchSharpBackend.Load(Adapter.Load(folder), other, TinyModels.Cpu));
         Assert.Contains(backbone.Fingerprint[..12], e.Message);
         Assert.Contains(other.Fingerprint[..12], e.Message);
     }
@@ -80,9 +107,9 @@ public sealed class AdapterInterchangeTests : IDisposable
         var backbone = TinyModels.Backbone();
         var first = MethodParityTests.EarlierTask(backbone);
         var secondTuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2, Masked = true, Extends = mode == MultiTaskMode.Extension ? [first] : [] };
-        using var second = TorchTuning.Create(backbone, secondTuning, 3, seed: 4, CPU);
+        using var second = TinyModels.Torch(backbone, secondTuning, 3, seed: 4);
         Perturb(second, 1);
-        var secondAdapter = TorchTuning.ToAdapter(second, backbone, secondTuning, ["x", "y", "z"], backbone.Preprocess);
+        var secondAdapter = TinyModels.ToAdapter(second, backbone, secondTuning, ["x", "y", "z"]);
         var tasks = new List<(string, Adapter)> { ("first", first), ("second", secondAdapter) };
         var images = TinyModels.Images(2, 6);
         var (origE, tasksE) = new MultiTaskVit(backbone, tasks, mode).Forward(images);
@@ -93,7 +120,7 @@ public sealed class AdapterInterchangeTests : IDisposable
         TinyModels.AssertClose(backbone.Model.Forward(images).Data, TorchTensors.ToEngine(origT!).Data, 1e-5, 1e-5, $"multi-task ({mode}) original vs backbone alone");
         for (int t = 0; t < 2; t++) TinyModels.AssertClose(tasksE[t].Data, TorchTensors.ToEngine(tasksT[t]).Data, 1e-5, 1e-5, $"multi-task ({mode}) task {t} logits");
         // the task alone (trained as it runs here) gives what the pass gives for it
-        using var alone = second.Forward(x, training: false);
+        using var alone = second.Model.Forward(x, training: false);
         TinyModels.AssertClose(TorchTensors.ToEngine(alone).Data, TorchTensors.ToEngine(tasksT[1]).Data, 1e-5, 1e-5, $"multi-task ({mode}) task alone vs in the pass");
     }
 
@@ -105,7 +132,8 @@ public sealed class AdapterInterchangeTests : IDisposable
         var backbone = TinyModels.Backbone();
         var tuning = new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2, QueryDropout = 0, CacheDType = dtype };
         var engine = (QueryTunedVit)tuning.CreateModel(backbone.Model, 5, 3);
-        using var model = (TorchQueryTunedVit)TorchTuning.Create(backbone, tuning, 5, 3, CPU);
+        using var wrapped = TinyModels.Torch(backbone, tuning, 5, 3);
+        var model = (TorchQueryTunedVit)wrapped.Model;
         var images = TinyModels.Images(4, 12);
         int[] idx = [0, 1, 2, 3], batch = [2, 0];
         using var cacheE = new KeyValueCache(4, backbone.Model.Config, dtype, 1L << 30, null, "test");
@@ -128,13 +156,12 @@ public sealed class AdapterInterchangeTests : IDisposable
         var backbone = TinyModels.Backbone();
         var tuning = new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2 };
         var engine = (QueryTunedVit)tuning.CreateModel(backbone.Model, 5, 1);
-        using var model = (TorchQueryTunedVit)TorchTuning.Create(backbone, tuning, 5, 1, CPU);
+        using var model = (TorchQueryEngineModel)TinyModels.Torch(backbone, tuning, 5, 1);
         var images = TinyModels.Images(3, 5);
         var expected = QueryFeaturizer.Featurize(engine, images);
-        using var x = TorchTensors.ToTorch(images);
-        using var features = model.Features(x);
-        Assert.Equal(expected.Shape, TorchTensors.ToEngine(features).Shape);
-        TinyModels.AssertClose(expected.Data, TorchTensors.ToEngine(features).Data, 1e-6, 1e-5, "VQT feature vectors");
+        var features = QueryFeaturizer.Featurize(model, images);
+        Assert.Equal(expected.Shape, features.Shape);
+        TinyModels.AssertClose(expected.Data, features.Data, 1e-6, 1e-5, "VQT feature vectors");
     }
 
     [Fact]
@@ -142,12 +169,11 @@ public sealed class AdapterInterchangeTests : IDisposable
     {
         var backbone = TinyModels.Backbone();
         var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
-        using var f32 = TorchTuning.Create(backbone, tuning, 5, 0, CPU);
-        using var bf16 = TorchTuning.Create(backbone, tuning, 5, 0, CPU, ComputePrecision.BFloat16);
-        using var _ = no_grad();
-        using var x = TorchTensors.ToTorch(TinyModels.Images(4, 3));
-        var a = TorchTensors.ToEngine(f32.Forward(x, false));
-        var b = TorchTensors.ToEngine(bf16.Forward(x, false));
+        using var f32 = TinyModels.Torch(backbone, tuning, 5, 0);
+        using var bf16 = TorchSharpBackend.CreateModel(backbone, tuning, 5, 0, TinyModels.Cpu with { Precision = ComputePrecision.BFloat16 });
+        var x = TinyModels.Images(4, 3);
+        var a = Logits(f32, x);
+        var b = Logits(bf16, x);
         double diff = TinyModels.MaxAbsDiff(a.Data, b.Data), scale = TinyModels.MaxAbs(a.Data);
         Assert.True(diff > 0, "bf16 autocast changed nothing: the bf16 path did not run");
         Assert.True(diff <= 2e-2 * Math.Max(scale, 1), $"bf16 logits {diff:G3} from float32 (max |logit| {scale:G3})");

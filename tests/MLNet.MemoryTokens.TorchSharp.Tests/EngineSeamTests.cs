@@ -1,11 +1,11 @@
 using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Model;
-using MLNet.MemoryTokens.TorchSharp.Training;
 using MLNet.MemoryTokens.TorchSharp.Tuning;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tests;
 
@@ -22,7 +22,7 @@ public class EngineSeamTests
         var images = TinyModels.Images(4, 2);
         var labels = TinyModels.Labels(4, 5, 3);
         var engine = tuning.CreateModel(backbone.Model, 5, 7);
-        using var wrapped = new TorchEngineModel(TorchTuning.Create(backbone, tuning, 5, 7, CPU));
+        using var wrapped = TinyModels.Torch(backbone, tuning, 5, 7);
         var optE = Optimizer.Create(OptimizerKind.AdamW, engine.Parameters, 0.05f);
         var optT = Optimizer.Create(OptimizerKind.AdamW, wrapped.Parameters, 0.05f);
         foreach (var (model, opt) in new (ITunedModel, Optimizer)[] { (engine, optE), (wrapped, optT) })
@@ -52,18 +52,18 @@ public class EngineSeamTests
         var backbone = TinyModels.Backbone();
         var tuning = MethodParityTests.Tuning(method, backbone);
         using var x = TorchTensors.ToTorch(TinyModels.Images(2, 1));
-        TorchTunedModel model;
+        TorchEngineModel model;
         using (NewDisposeScope())
         {
-            model = TorchTuning.Create(backbone, tuning, 5, 0, CPU);
+            model = TinyModels.Torch(backbone, tuning, 5, 0);
             using var _ = no_grad();
-            model.Forward(x, training: false);
+            model.Model.Forward(x, training: false);
         }
         using (model)
         using (no_grad())
         {
-            var first = TorchTensors.ToEngine(model.Forward(x, training: false));
-            var second = TorchTensors.ToEngine(model.Forward(x, training: false));
+            var first = TorchTensors.ToEngine(model.Model.Forward(x, training: false));
+            var second = TorchTensors.ToEngine(model.Model.Forward(x, training: false));
             Assert.Equal(first.Data, second.Data);
         }
     }
@@ -72,13 +72,13 @@ public class EngineSeamTests
     public void EngineEvaluationScoresTheTorchModel()
     {
         var backbone = TinyModels.Backbone(classes: 0);
-        var data = PreparedImages.From(ImageDatasets.Open(Path.Combine(MLNet.MemoryTokens.Tests.TestPaths.RepoRoot, "samples", "data", "fashion-mnist-2k")),
-            new PreprocessConfig { InputSize = 16, CropFraction = 1 }).Subset(Enumerable.Range(0, 40).ToArray());
-        using var model = TorchTuning.Create(backbone, new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 }, 10, 0, CPU);
-        using var wrapped = new TorchEngineModel(model);
-        var viaEngine = Trainer.Evaluate(wrapped, data, batchSize: 16);
-        var direct = TorchTrainer.Evaluate(model, data, batchSize: 16);
-        Assert.Equal(direct.Accuracy, viaEngine.Accuracy);
-        Assert.Equal(direct.LogLoss, viaEngine.LogLoss, 5);
+        var data = TrainingTests.Tiny(40);
+        var tuning = new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2 };
+        using var model = TinyModels.Torch(backbone, tuning, 10, 0);
+        var engine = tuning.CreateModel(backbone.Model, 10, 0);
+        var viaTorch = Trainer.Evaluate(model, data, batchSize: 16);
+        var viaEngine = Trainer.Evaluate(engine, data, batchSize: 16);
+        Assert.Equal(viaEngine.Accuracy, viaTorch.Accuracy);
+        Assert.Equal(viaEngine.LogLoss, viaTorch.LogLoss, 5);
     }
 }

@@ -1,6 +1,7 @@
 using MLNet.MemoryTokens.TorchSharp.Model;
 using Xunit;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tests;
 

@@ -7,6 +7,7 @@ using MLNet.MemoryTokens.Tuning;
 using Xunit;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tests;
 
@@ -51,7 +52,8 @@ public class RealCheckpointParityTests
         CrossEntropy.Compute(logitsE.Data, labels, 10, 0.1f, dLogits.Data);
         engine.ZeroGrad();
         engine.Backward(dLogits);
-        using var model = TorchTuning.Create(backbone, tuning, 10, 0, CPU);
+        using var wrapped = TinyModels.Torch(backbone, tuning, 10, 0);
+        var model = wrapped.Model;
         using var scope = NewDisposeScope();
         var logits = model.Forward(TorchTensors.ToTorch(images), training: true);
         F.cross_entropy(logits, tensor(labels.Select(l => (long)l).ToArray()), label_smoothing: 0.1).backward();

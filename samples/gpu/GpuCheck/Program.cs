@@ -9,6 +9,7 @@ using MLNet.MemoryTokens.TorchSharp.Bench;
 using MLNet.MemoryTokens.TorchSharp.Training;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 string device = "auto", model = "vit-b16-random";
 int batch = 64, imageSize = 224, memory = 5, threads = 0, trainImages = 512;

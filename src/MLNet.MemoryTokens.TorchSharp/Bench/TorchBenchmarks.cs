@@ -2,12 +2,14 @@ using System.Diagnostics;
 using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
-using MLNet.MemoryTokens.TorchSharp.Training;
 using MLNet.MemoryTokens.TorchSharp.Tuning;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
 using TorchSharp;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
+using MLNet.MemoryTokens.TorchSharp.Compute;
+using MLNet.MemoryTokens.TorchSharp;
 
 namespace MLNet.MemoryTokens.TorchSharp.Bench;
 
@@ -16,18 +18,19 @@ public sealed record TorchBenchFigure(string Name, string Device, string Precisi
 
 /// <summary>The TorchSharp backend's figures, measured the way the engine's <c>mmt bench</c> measures its own (median of repeated
 /// calls after a warm-up of at least 2 calls and 2 seconds; peak resident memory of the timed calls): inference, one training
-/// step per method (the trainer's own step: loss, backward, clipping, AdamW), and host memory over many steps. For
-/// <c>mmt bench … --backend torchsharp</c> (phase 2) and <c>samples/gpu</c>.</summary>
+/// step of a method exactly as the engine's trainer runs it on this backend (the method table's model and step, the loss on
+/// the host, the device optimizer's clearing, clipping and AdamW), and host memory over many such steps. For
+/// <c>mmt bench … --backend torchsharp</c> and <c>samples/gpu</c>.</summary>
 public static class TorchBenchmarks
 {
-    /// <summary>Forward under no_grad: logits of a batch of random normalised images.</summary>
-    public static TorchBenchFigure Inference(Backbone backbone, int batch, TorchBackendOptions backend, double minSeconds = 2)
+    /// <summary>Forward under no_grad: logits of a batch of random normalised images (the backbone needs its head).</summary>
+    public static TorchBenchFigure Inference(VisionTransformer backbone, int batch, ComputeOptions compute, double minSeconds = 2)
     {
-        var device = TorchBackend.Prepare(backend);
-        using var vit = Model.TorchVit.FromEngine(backbone.Model, device);
-        vit.Precision = backend.Precision;
-        using var images = randn(batch, 3, backbone.Model.Config.ImageSize, backbone.Model.Config.ImageSize, device: device);
-        return Measure("inference", device, backend.Precision, batch, minSeconds, () =>
+        var device = TorchBackend.ResolveDevice(compute.Device);
+        using var vit = Model.TorchVit.FromEngine(backbone, device);
+        vit.Precision = compute.Precision;
+        using var images = randn(batch, 3, backbone.Config.ImageSize, backbone.Config.ImageSize, device: device);
+        return Measure("inference", device, compute.Precision, batch, minSeconds, () =>
         {
             using var _ = no_grad();
             using var scope = NewDisposeScope();
@@ -35,46 +38,69 @@ public static class TorchBenchmarks
         });
     }
 
-    /// <summary>One training step of <paramref name="tuning"/>'s method (forward, label-smoothed loss, backward, clipping, AdamW)
-    /// on a batch of random images; VQT runs from its filled key/value cache (the step every epoch after the first takes).</summary>
-    public static TorchBenchFigure TrainingStep(Backbone backbone, TuningOptions tuning, int batch, TorchBackendOptions backend, double minSeconds = 2)
+    /// <summary>One training step of <paramref name="tuning"/>'s method on random images, as the trainer runs it: forward,
+    /// label-smoothed cross-entropy, backward, clipping at 1, AdamW. VQT runs from its filled key/value cache (the step every
+    /// epoch after the first takes).</summary>
+    public static TorchBenchFigure TrainingStep(Backbone backbone, TuningOptions tuning, int batch, ComputeOptions compute, double minSeconds = 2)
     {
-        var device = TorchBackend.Prepare(backend);
-        var data = RandomImages(backbone, batch * 2, classes: 10);
-        var options = new TrainingOptions { BatchSize = batch };
-        using var model = TorchTuning.Create(backbone, tuning, 10, seed: 0, device, backend.Precision);
-        using var step = TorchTrainer.CreateStep(model, data, tuning, options, backend);
-        using var optimizer = TorchOptimizer.Create(OptimizerKind.AdamW, model.Trainable, 0.05f);
+        using var run = new StepRun(backbone, tuning, batch, compute, images: batch * 2);
         var batches = new[] { Enumerable.Range(0, batch).ToArray(), Enumerable.Range(batch, batch).ToArray() };
-        foreach (var b in batches) TorchTrainer.TrainStep(step, model, b, data.Labels, options, optimizer, 1e-4f);   // fills a VQT cache
+        foreach (var b in batches) run.Step(b);   // fills a VQT cache
         int call = 0;
-        string name = tuning.Method switch
-        {
-            TuningMethod.Memory => $"memory-token step (m = {tuning.MemoryTokens})",
-            TuningMethod.Vqt => $"VQT step from the {tuning.CacheDType} cache (T = {tuning.QueryTokens})",
-            TuningMethod.Full => "full fine-tuning step",
-            _ => $"{tuning.Method} step",
-        };
-        return Measure(name, device, backend.Precision, batch, minSeconds, () => TorchTrainer.TrainStep(step, model, batches[call++ % 2], data.Labels, options, optimizer, 1e-4f));
+        return Measure($"{TuningMethods.Get(tuning.Method).Name} training step", run.Device, compute.Precision, batch, minSeconds, () => run.Step(batches[call++ % 2]));
     }
 
     /// <summary>Resident host memory every <paramref name="every"/> steps over <paramref name="steps"/> training steps (MB): flat
     /// when nothing leaks per step.</summary>
-    public static IReadOnlyList<(int Step, double RssMb)> HostMemory(Backbone backbone, TuningOptions tuning, int batch, int steps, TorchBackendOptions backend, int every = 50)
+    public static IReadOnlyList<(int Step, double RssMb)> HostMemory(Backbone backbone, TuningOptions tuning, int batch, int steps, ComputeOptions compute, int every = 50)
     {
-        var device = TorchBackend.Prepare(backend);
-        var data = RandomImages(backbone, batch * 4, classes: 10);
-        var options = new TrainingOptions { BatchSize = batch };
-        using var model = TorchTuning.Create(backbone, tuning, 10, seed: 0, device, backend.Precision);
-        using var step = TorchTrainer.CreateStep(model, data, tuning, options, backend);
-        using var optimizer = TorchOptimizer.Create(OptimizerKind.AdamW, model.Trainable, 0.05f);
+        using var run = new StepRun(backbone, tuning, batch, compute, images: batch * 4);
         var trace = new List<(int, double)>();
         for (int s = 1; s <= steps; s++)
         {
-            TorchTrainer.TrainStep(step, model, Enumerable.Range((s % 4) * batch, batch).ToArray(), data.Labels, options, optimizer, 1e-4f);
+            run.Step(Enumerable.Range((s % 4) * batch, batch).ToArray());
             if (s % every == 0) trace.Add((s, Environment.WorkingSet / 1e6));
         }
         return trace;
+    }
+
+    /// <summary>A method's model, training step and device optimizer from the method table, on random images: one
+    /// <see cref="Step"/> is what the engine's trainer does per batch.</summary>
+    sealed class StepRun : IDisposable
+    {
+        readonly ITunedModel _model;
+        readonly ITrainingStep _step;
+        readonly MLNet.MemoryTokens.Training.Optimizer _optimizer;
+        readonly PreparedImages _data;
+        public Device Device { get; }
+
+        public StepRun(Backbone backbone, TuningOptions tuning, int batch, ComputeOptions compute, int images)
+        {
+            TorchSharpBackend.Register();
+            var methodCompute = TuningMethods.Compute(tuning.Method, compute);
+            Device = ((TorchMethodCompute)methodCompute).Device;
+            _data = RandomImages(backbone, images, classes: 10);
+            _model = methodCompute.CreateModel(backbone.Model, tuning, 10, seed: 0);
+            _step = methodCompute.CreateTrainingStep(_model, new StepContext(backbone, _data, tuning, batch, default));
+            _optimizer = ((IDeviceTrainingStep)_step).CreateOptimizer(OptimizerKind.AdamW, 0.05f, 0.9f);
+        }
+
+        public void Step(int[] indices)
+        {
+            var logits = _step.Forward(indices);
+            var dLogits = new MLNet.MemoryTokens.Tensor(logits.Shape);
+            CrossEntropy.Compute(logits.Data, indices.Select(i => _data.Labels[i]).ToArray(), 10, 0.1f, dLogits.Data);
+            _optimizer.ClearGradients(_step.Parameters);
+            _step.Backward(dLogits);
+            _optimizer.ClipGradients(_step.Parameters, 1f);
+            _optimizer.Step(_step.Parameters, 1e-4f);
+        }
+
+        public void Dispose()
+        {
+            _step.Dispose();
+            (_model as IDisposable)?.Dispose();
+        }
     }
 
     /// <summary>Random images with random labels, prepared as the trainer prepares a data set.</summary>

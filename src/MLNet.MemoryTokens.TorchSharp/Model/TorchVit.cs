@@ -1,8 +1,10 @@
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Model;
 
@@ -61,6 +63,13 @@ public sealed class TorchVit : nn.Module
         }
     }
 
+    /// <summary>Sets <see cref="Precision"/> and returns this model.</summary>
+    public TorchVit WithPrecision(ComputePrecision precision)
+    {
+        Precision = precision;
+        return this;
+    }
+
     /// <summary>The engine backbone's weights on <paramref name="device"/>.</summary>
     public static TorchVit FromEngine(VisionTransformer model, Device device, bool trainable = false) => new(model.Config, model.Parameters, device, trainable);
 
@@ -93,6 +102,14 @@ public sealed class TorchVit : nn.Module
         if (head is null) throw new InvalidOperationException("This model has no classification head (NumClasses = 0).");
         using var scope = NewDisposeScope();
         return scope.MoveToOuter(Linear(PreLogits(images), head.weight!, head.bias));
+    }
+
+    /// <summary>The backbone's own logits [B, C] of normalised host images [B, 3, S, S] (no graph), back on the host.</summary>
+    public MLNet.MemoryTokens.Tensor Predict(MLNet.MemoryTokens.Tensor images)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        return TorchTensors.ToEngine(Forward(TorchTensors.ToTorch(images, Device)));
     }
 
     /// <summary>The final-norm class token [B, D] of normalised images: what a head reads (the linear probe's features).</summary>

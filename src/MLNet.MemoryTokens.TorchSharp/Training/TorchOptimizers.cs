@@ -1,44 +1,50 @@
+using MLNet.MemoryTokens.TorchSharp.Tuning;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Training;
 
-/// <summary>The engine's optimizers (<see cref="MLNet.MemoryTokens.Training.AdamW"/>, <see cref="SgdMomentum"/>) as in-place tensor updates on the device:
-/// the same formulas, the same weight-decay rule (<see cref="Optimizer.Decays"/>: matrices only) and the same state names
-/// ("m/name", "v/name", "buf/name"), so a checkpoint written by either backend resumes on the other.</summary>
-public abstract class TorchOptimizer : IDisposable
+/// <summary>The engine's optimizers (<see cref="MLNet.MemoryTokens.Training.AdamW"/>, <see cref="SgdMomentum"/>) as in-place tensor updates on the device,
+/// with the engine's global-norm clipping: the same formulas, the same weight-decay flags (each parameter's
+/// <see cref="TrainableParameter.WeightDecay"/>, as the method's engine model sets it) and the same state names ("m/name",
+/// "v/name", "buf/name"), so a checkpoint written by either backend resumes on the other. The engine's trainer drives it as
+/// any <see cref="Optimizer"/>: it clears, clips and steps the device tensors, and copies the values to the host copies when a
+/// checkpoint or the adapter reads them.</summary>
+public abstract class TorchOptimizer : Optimizer
 {
-    protected readonly IReadOnlyList<(string Name, Parameter Value)> Parameters;
-    protected readonly bool[] DecaysWeight;
+    readonly TorchEngineModel _model;
+    readonly bool[] _decays;
     readonly Dictionary<string, torch.Tensor> _state = new();
 
-    protected TorchOptimizer(IReadOnlyList<(string Name, Parameter Value)> parameters)
+    protected TorchOptimizer(TorchEngineModel model)
     {
-        Parameters = parameters;
-        // the engine's rule, asked of the engine (by name and rank) so the two never drift apart
-        DecaysWeight = parameters.Select(p => Optimizer.Decays(new TrainableParameter(p.Name, new MLNet.MemoryTokens.Tensor(p.Value.shape.Select(_ => 1).ToArray()), new MLNet.MemoryTokens.Tensor([1])))).ToArray();
+        _model = model;
+        _decays = model.Parameters.Select(Decays).ToArray();
+        model.MakeDeviceResident();
     }
 
-    public long Steps { get; protected set; }
+    /// <summary>The device tensors, in the engine's order.</summary>
+    protected IReadOnlyList<(string Name, Parameter Value)> Trainable => _model.Model.Trainable;
+    protected bool DecaysWeight(int i) => _decays[i];
 
-    protected torch.Tensor State(string name, Parameter like)
+    protected torch.Tensor StateOf(string name, Parameter like)
     {
         if (!_state.TryGetValue(name, out var t)) _state[name] = t = zeros_like(like).detach().DetachFromDisposeScope();   // lives as long as the optimizer
         return t;
     }
 
-    /// <summary>State tensors by the engine's names, as engine tensors (for checkpoints).</summary>
-    public IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> StateTensors()
-    {
-        foreach (var name in StateNames()) State(name.Name, name.Like);
-        return _state.ToDictionary(kv => kv.Key, kv => TorchTensors.ToEngine(kv.Value));
-    }
+    protected abstract IEnumerable<(string Name, Parameter Like)> StateNames();
+
+    /// <summary>State tensors by the engine's names, as host copies (for checkpoints).</summary>
+    public override IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> State =>
+        StateNames().ToDictionary(s => s.Name, s => TorchTensors.ToEngine(StateOf(s.Name, s.Like)));
 
     /// <summary>Restores state saved by either backend; shapes must match.</summary>
-    public void LoadState(IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> state, long steps)
+    public override void LoadState(IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> state, long steps)
     {
         using var _ = no_grad();
         foreach (var (name, like) in StateNames())
@@ -46,87 +52,22 @@ public abstract class TorchOptimizer : IDisposable
             if (!state.TryGetValue(name, out var saved)) throw new InvalidDataException($"Optimizer state '{name}' is missing from the checkpoint.");
             if (!saved.Shape.Select(s => (long)s).SequenceEqual(like.shape)) throw new InvalidDataException($"Optimizer state '{name}' has shape {saved.ShapeString}, expected [{string.Join(", ", like.shape)}].");
             using var v = TorchTensors.ToTorch(saved, like.device);
-            State(name, like).copy_(v);
+            StateOf(name, like).copy_(v);
         }
         Steps = steps;
     }
 
-    protected abstract IEnumerable<(string Name, Parameter Like)> StateNames();
-
-    /// <summary>One update with learning rate <paramref name="lr"/> from the parameters' gradients.</summary>
-    public abstract void Step(float lr);
-
-    public static TorchOptimizer Create(OptimizerKind kind, IReadOnlyList<(string Name, Parameter Value)> parameters, float weightDecay, float momentum = 0.9f) => kind switch
+    public override void ClearGradients(IReadOnlyList<TrainableParameter> parameters)
     {
-        OptimizerKind.AdamW => new TorchAdamW(parameters, weightDecay),
-        OptimizerKind.Sgd => new TorchSgd(parameters, momentum, weightDecay),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
-
-    public void Dispose()
-    {
-        foreach (var t in _state.Values) t.Dispose();
-        _state.Clear();
+        foreach (var (_, p) in Trainable) p.grad?.zero_();
     }
-}
 
-/// <summary>AdamW as the engine: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; w ← w·(1 − lr·λ) − lr·(m/bc₁)/(√(v/bc₂) + ε).</summary>
-public sealed class TorchAdamW(IReadOnlyList<(string Name, Parameter Value)> parameters, float weightDecay, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
-    : TorchOptimizer(parameters)
-{
-    protected override IEnumerable<(string, Parameter)> StateNames() => Parameters.SelectMany(p => new[] { ("m/" + p.Name, p.Value), ("v/" + p.Name, p.Value) });
-
-    public override void Step(float lr)
-    {
-        Steps++;
-        float bc1 = 1f - MathF.Pow(beta1, Steps), bc2 = 1f - MathF.Pow(beta2, Steps);
-        using var _ = no_grad();
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            using var scope = NewDisposeScope();
-            var (name, w) = Parameters[i];
-            var g = w.grad;
-            if (g is null) continue;
-            var m = State("m/" + name, w); var v = State("v/" + name, w);
-            m.mul_(beta1).add_(g, alpha: 1f - beta1);
-            v.mul_(beta2).addcmul_(g, g, value: 1f - beta2);
-            if (DecaysWeight[i]) w.mul_(1f - lr * weightDecay);
-            w.sub_((m / bc1).div_((v / bc2).sqrt_().add_(eps)).mul_(lr));
-        }
-    }
-}
-
-/// <summary>SGD as the engine: d = g + λw (matrices); buf ← d on the first step, then μ·buf + d; w ← w − lr·buf.</summary>
-public sealed class TorchSgd(IReadOnlyList<(string Name, Parameter Value)> parameters, float momentum, float weightDecay) : TorchOptimizer(parameters)
-{
-    protected override IEnumerable<(string, Parameter)> StateNames() => Parameters.Select(p => ("buf/" + p.Name, p.Value));
-
-    public override void Step(float lr)
-    {
-        Steps++;
-        using var _ = no_grad();
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            using var scope = NewDisposeScope();
-            var (name, w) = Parameters[i];
-            var g = w.grad;
-            if (g is null) continue;
-            var d = DecaysWeight[i] && weightDecay != 0 ? g + w * weightDecay : g;
-            var buf = State("buf/" + name, w);
-            if (Steps == 1) buf.copy_(d); else buf.mul_(momentum).add_(d);
-            w.sub_(buf * lr);
-        }
-    }
-}
-
-/// <summary>Global gradient-norm clipping as the engine's (norm summed in float64; scale max/(‖g‖ + 1e-6) when above).</summary>
-public static class TorchGradientClipping
-{
-    public static double ClipGlobalNorm(IReadOnlyList<(string Name, Parameter Value)> parameters, float maxNorm)
+    /// <summary>Global-norm clipping as the engine's (norm summed in float64; scale max/(‖g‖ + 1e-6) when above).</summary>
+    public override double ClipGradients(IReadOnlyList<TrainableParameter> parameters, float maxNorm)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var grads = parameters.Select(p => p.Value.grad).Where(g => g is not null).Select(g => g!).ToArray();
+        var grads = Trainable.Select(p => p.Value.grad).Where(g => g is not null).Select(g => g!).ToArray();
         if (grads.Length == 0) return 0;
         double norm = Math.Sqrt(stack(grads.Select(g => g.to(ScalarType.Float64).square().sum()).ToArray()).sum().item<double>());
         if (maxNorm > 0 && norm > maxNorm)
@@ -135,5 +76,60 @@ public static class TorchGradientClipping
             foreach (var g in grads) g.mul_(scale);
         }
         return norm;
+    }
+
+    public override void Step(IReadOnlyList<TrainableParameter> parameters, float learningRate)
+    {
+        Steps++;
+        using var _ = no_grad();
+        for (int i = 0; i < Trainable.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (name, w) = Trainable[i];
+            if (w.grad is { } g) Update(i, name, w, g, learningRate);
+        }
+    }
+
+    /// <summary>One parameter's update (under no_grad, in a dispose scope).</summary>
+    protected abstract void Update(int index, string name, Parameter w, torch.Tensor g, float lr);
+
+    public override void CopyParametersToHost() => _model.CopyToHost();
+    public override void CopyParametersFromHost() => _model.CopyFromHost();
+
+    public static TorchOptimizer Create(OptimizerKind kind, TorchEngineModel model, float weightDecay, float momentum = 0.9f) => kind switch
+    {
+        OptimizerKind.AdamW => new TorchAdamW(model, weightDecay),
+        OptimizerKind.Sgd => new TorchSgd(model, momentum, weightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+}
+
+/// <summary>AdamW as the engine: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; w ← w·(1 − lr·λ) − lr·(m/bc₁)/(√(v/bc₂) + ε).</summary>
+public sealed class TorchAdamW(TorchEngineModel model, float weightDecay, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f) : TorchOptimizer(model)
+{
+    protected override IEnumerable<(string, Parameter)> StateNames() => Trainable.SelectMany(p => new[] { ("m/" + p.Name, p.Value), ("v/" + p.Name, p.Value) });
+
+    protected override void Update(int index, string name, Parameter w, torch.Tensor g, float lr)
+    {
+        float bc1 = 1f - MathF.Pow(beta1, Steps), bc2 = 1f - MathF.Pow(beta2, Steps);
+        var m = StateOf("m/" + name, w); var v = StateOf("v/" + name, w);
+        m.mul_(beta1).add_(g, alpha: 1f - beta1);
+        v.mul_(beta2).addcmul_(g, g, value: 1f - beta2);
+        if (DecaysWeight(index)) w.mul_(1f - lr * weightDecay);
+        w.sub_((m / bc1).div_((v / bc2).sqrt_().add_(eps)).mul_(lr));
+    }
+}
+
+/// <summary>SGD as the engine: d = g + λw (decayed parameters); buf ← d on the first step, then μ·buf + d; w ← w − lr·buf.</summary>
+public sealed class TorchSgd(TorchEngineModel model, float momentum, float weightDecay) : TorchOptimizer(model)
+{
+    protected override IEnumerable<(string, Parameter)> StateNames() => Trainable.Select(p => ("buf/" + p.Name, p.Value));
+
+    protected override void Update(int index, string name, Parameter w, torch.Tensor g, float lr)
+    {
+        var d = DecaysWeight(index) && weightDecay != 0 ? g + w * weightDecay : g;
+        var buf = StateOf("buf/" + name, w);
+        if (Steps == 1) buf.copy_(d); else buf.mul_(momentum).add_(d);
+        w.sub_(buf * lr);
     }
 }

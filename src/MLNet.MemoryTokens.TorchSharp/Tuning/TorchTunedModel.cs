@@ -3,6 +3,7 @@ using MLNet.MemoryTokens.Tuning;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tuning;
 

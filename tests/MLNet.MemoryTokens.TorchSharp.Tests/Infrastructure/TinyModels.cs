@@ -1,11 +1,31 @@
+using System.Runtime.CompilerServices;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
-using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Tuning;
+using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tests;
 
 /// <summary>Small random ViTs and inputs shared by the parity tests, and comparison helpers that name the worst element.</summary>
 public static class TinyModels
 {
+    /// <summary>The TorchSharp backend on the CPU (TorchSharp-cpu in CI).</summary>
+    public static readonly ComputeOptions Cpu = TorchSharpBackend.On("cpu");
+
+    /// <summary>The backend is registered in the method table before any test runs (as an application does at start-up).</summary>
+    [ModuleInitializer]
+    internal static void RegisterBackend() => TorchSharpBackend.Register();
+
+    /// <summary>A method's TorchSharp model on the CPU, from the engine's starting tensors for <paramref name="seed"/>.</summary>
+    public static TorchEngineModel Torch(Backbone backbone, TuningOptions tuning, int classes, int seed) => TorchSharpBackend.CreateModel(backbone, tuning, classes, seed, Cpu);
+
+    /// <summary>A TorchSharp model's current device tensors as an adapter (the host copies brought up to date first).</summary>
+    public static Adapter ToAdapter(TorchEngineModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels)
+    {
+        model.CopyToHost();
+        return Adapter.From(model, backbone, tuning, labels, backbone.Preprocess, compute: TuningMethods.Compute(tuning.Method, Cpu));
+    }
+
     /// <summary>D = 32, depth 2, 2 heads, patch 4 at 16×16 (17 tokens), 5 classes: the parity fixtures' shape.</summary>
     public static VitConfig Config(int classes = 5) => new() { ImageSize = 16, PatchSize = 4, Dim = 32, Depth = 2, Heads = 2, MlpDim = 64, NumClasses = classes };
 

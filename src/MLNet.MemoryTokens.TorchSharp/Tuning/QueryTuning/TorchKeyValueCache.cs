@@ -56,6 +56,9 @@ public sealed class TorchKeyValueCache : IDisposable
         TotalBytes = _layers.Sum(l => l.numel() * l.element_size()) + _cls.numel() * 4;
     }
 
+    /// <summary>Bytes one image takes: per layer N keys and values of width D in the cache's dtype, and a float32 class token.</summary>
+    public static long ImageBytes(VitConfig c, TensorDType dtype) => (long)c.Depth * c.NumTokens * 2 * c.Dim * (dtype == TensorDType.F32 ? 4 : 2) + 4L * c.Dim;
+
     public bool IsFilled(int index) => _filled[index];
     public bool AllFilled => Array.TrueForAll(_filled, f => f);
 

@@ -3,6 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using MLNet.MemoryTokens.TorchSharp.Tuning;
 
 namespace MLNet.MemoryTokens.TorchSharp.Tuning.QueryTuning;
 

@@ -1,10 +1,12 @@
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.TorchSharp.Model;
 using MLNet.MemoryTokens.Tuning;
+using MLNet.MemoryTokens.Tuning.MemoryTokens;
 using TorchSharp;
 using static TorchSharp.torch;
+using MLNet.MemoryTokens.TorchSharp.Native;
 
-namespace MLNet.MemoryTokens.TorchSharp.Tuning;
+namespace MLNet.MemoryTokens.TorchSharp.Tuning.MemoryTokens;
 
 /// <summary>The masked multi-task pass on TorchSharp (the engine's <c>MultiTaskVit</c>): one forward serves the backbone's own
 /// head and any number of attention-masked memory adapters.</summary>

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace MLNet.MemoryTokens.TorchSharp;
+namespace MLNet.MemoryTokens.TorchSharp.Native;
 
 /// <summary>Moving the engine's plain tensors (shape + float[]) into TorchSharp and back, and strict state-dict loading.</summary>
 public static class TorchTensors
