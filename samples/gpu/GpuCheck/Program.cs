@@ -3,13 +3,13 @@
 // fine-tuning training steps, in float32 and bf16 autocast. Also runs on the CPU (--device cpu), which is how the CPU
 // figures in docs/torchsharp.md were taken.
 using System.Diagnostics;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.TorchSharp;
 using MLNet.MemoryTokens.TorchSharp.Bench;
-using MLNet.MemoryTokens.TorchSharp.Training;
+using MLNet.MemoryTokens.TorchSharp.Native;
 using MLNet.MemoryTokens.Training;
 using MLNet.MemoryTokens.Tuning;
-using MLNet.MemoryTokens.TorchSharp.Native;
 
 string device = "auto", model = "vit-b16-random";
 int batch = 64, imageSize = 224, memory = 5, threads = 0, trainImages = 512;
@@ -38,8 +38,10 @@ for (int i = 0; i < args.Length; i++)
 
 try
 {
-    var backend = new TorchBackendOptions { Device = device, Threads = threads > 0 ? threads : null };
-    var resolved = TorchBackend.Prepare(backend);
+    TorchSharpBackend.Register();
+    var backend = TorchSharpBackend.On(device);
+    var resolved = TorchBackend.ResolveDevice(device);
+    if (threads > 0) TorchBackend.SetThreads(threads);
     Console.WriteLine($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, device {resolved}, CUDA available: {TorchSharp.torch.cuda.is_available()}");
     var watch = Stopwatch.StartNew();
     Backbone backbone;
@@ -54,12 +56,17 @@ try
     var c = backbone.Model.Config;
     Console.WriteLine($"backbone {model}: D {c.Dim}, depth {c.Depth}, heads {c.Heads}, {c.ImageSize}×{c.ImageSize} ({watch.Elapsed.TotalSeconds:F1} s to build)");
 
-    // a short memory-token training run through the trainer (random images and labels: it shows the loop runs, not accuracy)
+    // a short memory-token training run through the engine's trainer on this backend (random images and labels: it shows the
+    // loop runs, not accuracy)
     var data = TorchBenchmarks.RandomImages(backbone, quick ? batch * 2 : trainImages, classes: 10);
-    var run = TorchTrainer.Train(backbone, data, null, new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = memory },
-        new TrainingOptions { Epochs = 2, BatchSize = batch, LearningRate = 1e-3f, Progress = new Progress<TrainingProgress>(p => { if (p.Phase == "epoch") Console.WriteLine($"  memory tokens, epoch {p.Epoch}: loss {p.Loss:F3}, {p.ImagesPerSecond:F1} img/s"); }) },
-        backend with { Precision = bf16 && !fp32 ? ComputePrecision.BFloat16 : ComputePrecision.Float32 });
-    run.Dispose();
+    var run = Trainer.Train(backbone, data, null, new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = memory },
+        new TrainingOptions
+        {
+            Epochs = 2, BatchSize = batch, LearningRate = 1e-3f,
+            Compute = backend with { Precision = bf16 && !fp32 ? ComputePrecision.BFloat16 : ComputePrecision.Float32 },
+            Progress = new Progress<TrainingProgress>(p => { if (p.Phase == "epoch") Console.WriteLine($"  memory tokens, epoch {p.Epoch}: loss {p.Loss:F3}, {p.ImagesPerSecond:F1} img/s"); }),
+        });
+    ((IDisposable)run.Model).Dispose();
 
     var precisions = new List<ComputePrecision>();
     if (fp32) precisions.Add(ComputePrecision.Float32);
@@ -73,7 +80,7 @@ try
         var b = backend with { Precision = precision };
         var figures = new List<Func<TorchBenchFigure>>
         {
-            () => TorchBenchmarks.Inference(backbone, batch, b, seconds),
+            () => TorchBenchmarks.Inference(backbone.Model, batch, b, seconds),
             () => TorchBenchmarks.TrainingStep(backbone, new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = memory }, batch, b, seconds),
             () => TorchBenchmarks.TrainingStep(backbone, new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 1 }, batch, b, seconds),
             () => TorchBenchmarks.TrainingStep(backbone, new TuningOptions { Method = TuningMethod.Full }, batch, b, seconds),
