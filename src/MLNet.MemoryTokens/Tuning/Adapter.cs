@@ -168,7 +168,7 @@ public sealed class Adapter
         catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }
         var model = methodCompute.CreateModel(backbone.Model, options, Config.ClassLabels.Length, seed: 0);
         methodCompute.PrepareForAdapter(model, Tensors);
-        CopyTo(model, where);
+        CopyTo(model, where, methodCompute);
         return model;
     }
 
@@ -181,10 +181,11 @@ public sealed class Adapter
         return t;
     }
 
-    /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
-    internal void CopyTo(ITunedModel model, string where)
+    /// <summary>Copies the tensors into the model's parameters, each checked by name and shape (<paramref name="compute"/>: the
+    /// backend's compute that built the model, which says what else its adapter holds; default the managed engine's).</summary>
+    internal void CopyTo(ITunedModel model, string where, IMethodCompute? compute = null)
     {
-        var needed = model.Parameters.Select(p => p.Name).Concat(TuningMethods.Compute(Config.Method).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
+        var needed = model.Parameters.Select(p => p.Name).Concat((compute ?? TuningMethods.Compute(Config.Method)).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
         if (Tensors.Keys.FirstOrDefault(k => !needed.Contains(k)) is string extra)
             throw new InvalidDataException($"Adapter '{where}' has a tensor '{extra}' that method {Config.Method} does not have: the weights do not belong to this config.");
         foreach (var p in model.Parameters)
