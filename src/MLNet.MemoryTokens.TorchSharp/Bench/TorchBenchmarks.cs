@@ -19,8 +19,8 @@ public sealed record TorchBenchFigure(string Name, string Device, string Precisi
 /// <summary>The TorchSharp backend's figures, measured the way the engine's <c>mmt bench</c> measures its own (median of repeated
 /// calls after a warm-up of at least 2 calls and 2 seconds; peak resident memory of the timed calls): inference, one training
 /// step of a method exactly as the engine's trainer runs it on this backend (the method table's model and step, the loss on
-/// the host, the device optimizer's clearing, clipping and AdamW), and host memory over many such steps. For
-/// <c>mmt bench … --backend torchsharp</c> and <c>samples/gpu</c>.</summary>
+/// the host, the device optimizer's clearing, clipping and AdamW). For <c>mmt bench … --backend torchsharp</c> and
+/// <c>samples/gpu</c> (<c>mmt bench memory</c> traces host memory over many trainer steps on either backend).</summary>
 public static class TorchBenchmarks
 {
     /// <summary>Forward under no_grad: logits of a batch of random normalised images (the backbone needs its head).</summary>
@@ -48,20 +48,6 @@ public static class TorchBenchmarks
         foreach (var b in batches) run.Step(b);   // fills a VQT cache
         int call = 0;
         return Measure($"{TuningMethods.Get(tuning.Method).Name} training step", run.Device, compute.Precision, batch, minSeconds, () => run.Step(batches[call++ % 2]));
-    }
-
-    /// <summary>Resident host memory every <paramref name="every"/> steps over <paramref name="steps"/> training steps (MB): flat
-    /// when nothing leaks per step.</summary>
-    public static IReadOnlyList<(int Step, double RssMb)> HostMemory(Backbone backbone, TuningOptions tuning, int batch, int steps, ComputeOptions compute, int every = 50)
-    {
-        using var run = new StepRun(backbone, tuning, batch, compute, images: batch * 4);
-        var trace = new List<(int, double)>();
-        for (int s = 1; s <= steps; s++)
-        {
-            run.Step(Enumerable.Range((s % 4) * batch, batch).ToArray());
-            if (s % every == 0) trace.Add((s, Environment.WorkingSet / 1e6));
-        }
-        return trace;
     }
 
     /// <summary>A method's model, training step and device optimizer from the method table, on random images: one

@@ -12,12 +12,13 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmark against PyTorch side by side: infer, gemm, train, vqt, multitask.");
+        var cmd = new Command("bench", "Benchmark against PyTorch (and the TorchSharp backend) side by side: infer, gemm, train, vqt, multitask, memory.");
         cmd.Subcommands.Add(InferBench.Create());
         cmd.Subcommands.Add(GemmBench.Create());
         cmd.Subcommands.Add(TrainBench.Create());
         cmd.Subcommands.Add(MultiTaskBench.Create());
         cmd.Subcommands.Add(VqtBench.Create());
+        cmd.Subcommands.Add(MemoryBench.Create());
         return cmd;
     }
 
