@@ -13,7 +13,7 @@ internal sealed class TorchLinearProbeCompute : TorchMethodCompute
     public override TuningMethod Method => TuningMethod.HeadOnly;
 
     protected override TorchTunedModel Build(VisionTransformer backbone, TuningOptions o, int classes, IReadOnlyDictionary<string, Tensor> initial, int seed) =>
-        new TorchAdaptedVit(Frozen(backbone), classes, 0, false, trainClassToken: false, fullFineTune: false, 0, [], initial);
+        new TorchAdaptedVit(Frozen(backbone), classes, 0, false, fullFineTune: false, 0, [], initial);
 
     public override ITrainingStep CreateTrainingStep(ITunedModel model, StepContext context) => new TorchFeatureStep(Engine(model), context);
 }
@@ -24,7 +24,7 @@ internal sealed class TorchHeadAndClassTokenCompute : TorchMethodCompute
     public override TuningMethod Method => TuningMethod.HeadAndClassToken;
 
     protected override TorchTunedModel Build(VisionTransformer backbone, TuningOptions o, int classes, IReadOnlyDictionary<string, Tensor> initial, int seed) =>
-        new TorchAdaptedVit(Frozen(backbone), classes, 0, false, trainClassToken: true, fullFineTune: false, 0, [], initial);
+        new TorchAdaptedVit(Frozen(backbone), classes, 0, false, fullFineTune: false, 0, [], initial);
 }
 
 /// <summary>Full fine-tuning on TorchSharp: a trainable copy of every backbone weight on the device (the head left out: the task's
@@ -36,7 +36,7 @@ internal sealed class TorchFullFineTuningCompute : TorchMethodCompute
     protected override TorchTunedModel Build(VisionTransformer backbone, TuningOptions o, int classes, IReadOnlyDictionary<string, Tensor> initial, int seed)
     {
         var trainable = new TorchVit(backbone.Config with { NumClasses = 0 },
-            backbone.Parameters.Where(p => !p.Key.StartsWith("head.", StringComparison.Ordinal)).ToDictionary(), Device, trainable: true) { Precision = Precision };
-        return new TorchAdaptedVit(trainable, classes, 0, false, trainClassToken: false, fullFineTune: true, 0, [], initial);
+            backbone.Parameters.Where(p => !VitConfig.IsHeadWeight(p.Key)).ToDictionary(), Device, trainable: true) { Precision = Precision };
+        return new TorchAdaptedVit(trainable, classes, 0, false, fullFineTune: true, 0, [], initial);
     }
 }

@@ -15,7 +15,7 @@ internal sealed class TorchMemoryTokensCompute : TorchMethodCompute
     {
         var earlier = o.Extends.Select(a => (TorchTensors.ToTorch(a.Tensors["cls_token"], Device).DetachFromDisposeScope(),
             TorchTensors.ToTorch(a.Tensors["memory"], Device).DetachFromDisposeScope())).ToArray();
-        return new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, o.Masked, o.TrainClassToken, fullFineTune: false, queryTokens: 0, earlier, initial);
+        return new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, o.Masked, fullFineTune: false, queryTokens: 0, earlier, initial);
     }
 }
 
@@ -25,5 +25,5 @@ internal sealed class TorchQueryMemoryCompute : TorchMethodCompute
     public override TuningMethod Method => TuningMethod.VqtMemory;
 
     protected override TorchTunedModel Build(VisionTransformer backbone, TuningOptions o, int classes, IReadOnlyDictionary<string, Tensor> initial, int seed) =>
-        new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, masked: false, o.TrainClassToken, fullFineTune: false, o.QueryTokens, [], initial);
+        new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, masked: false, fullFineTune: false, o.QueryTokens, [], initial);
 }

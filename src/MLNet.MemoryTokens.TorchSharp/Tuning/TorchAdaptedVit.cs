@@ -8,17 +8,20 @@ using F = TorchSharp.torch.nn.functional;
 namespace MLNet.MemoryTokens.TorchSharp.Tuning;
 
 /// <summary>The stream methods on TorchSharp — memory tokens (plain, attention-masked, model extension), VQT + memory, and the
-/// baselines head-only, head + class token and full fine-tuning — mirroring the engine's <c>AdaptedVit</c> row for row.</summary>
+/// baselines head-only, head + class token and full fine-tuning — row for row as the engine's <c>MemoryTokenVit</c>,
+/// <c>QueryMemoryVit</c> and <c>BaselineVit</c>, on every backbone family.</summary>
 /// <remarks>
-/// Stream per sample (rows): the N original tokens (class token first); masked: then one class-token row per extended task and
-/// this task's own; with queries: then T query rows, overwritten with layer l's queries before block l and collected after it.
-/// Memory is never a stream row here: each layer's memory [m, D] goes through LN1 and the key/value projection once per step
-/// and is appended as key/value-only rows — plain memory is read by the original rows (what the engine's in-stream rows give:
-/// their outputs are dropped); masked memory by the task rows that own it (<see cref="Mask"/>).
-/// Plain memory (Sandler et al. §3.1): the trainable class token replaces the backbone's; every original row reads the memory.
-/// Masked (§3.2): original rows read only original rows; task row k reads the originals, task rows 0..k and memories 0..k.
-/// The head reads the final-norm pooled row (row 0 plain, the last task row masked), or with queries the VQT features
-/// [normalised pooled row | normalised query outputs of each layer].
+/// Stream per sample (rows): the N original tokens (prefix — class, distillation, registers — then patches); masked: then one
+/// class-token row per extended task and this task's own; with queries: then T query rows, overwritten with layer l's queries
+/// before block l and collected after it. Memory is never a stream row here: each layer's memory [m, D] goes through LN1 and
+/// the key/value projection once per step and is appended as key/value-only rows — plain memory is read by the original rows
+/// (what the engine's in-stream rows give: their outputs are dropped); masked memory by the task rows that own it (<see cref="Mask"/>).
+/// Plain memory (Sandler et al. §3.1): the trainable class token (when the engine's model trains one) replaces the backbone's;
+/// every original row reads the memory. Masked (§3.2): original rows read only original rows; task row k reads the originals,
+/// task rows 0..k and memories 0..k. The head reads the backbone's pooled output of the adapted stream (<see cref="TorchVit.Pool"/>),
+/// a masked task its own row after the readout norm, or with queries the VQT features [normalised pooled output | normalised
+/// query outputs of each layer]. Which tensors train is the engine's model's choice: this model trains exactly the tensors the
+/// engine drew (<c>initial</c>), by name.
 /// </remarks>
 public sealed class TorchAdaptedVit : TorchTunedModel
 {
@@ -39,11 +42,12 @@ public sealed class TorchAdaptedVit : TorchTunedModel
     int Tasks => Masked ? Extends.Count + 1 : 0;
     int QueryRow0 => C.NumTokens + Tasks;
     int StreamRows => QueryRow0 + QueryTokens;
-    int PooledRow => Masked ? C.NumTokens + Extends.Count : 0;
+    int PooledRow => C.NumTokens + Extends.Count;   // masked: this task's row
     torch.Tensor? _mask;
 
-    /// <param name="initial">The engine's freshly initialised tensors by adapter name (same seed, same values), or an adapter's.</param>
-    public TorchAdaptedVit(TorchVit backbone, int numClasses, int memoryTokens, bool masked, bool trainClassToken, bool fullFineTune, int queryTokens,
+    /// <param name="initial">The engine's freshly initialised tensors by adapter name (same seed, same values, the tensors its
+    /// model of the method trains), or an adapter's.</param>
+    public TorchAdaptedVit(TorchVit backbone, int numClasses, int memoryTokens, bool masked, bool fullFineTune, int queryTokens,
         IReadOnlyList<(torch.Tensor ClassToken, torch.Tensor Memory)> extends, IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> initial)
         : base(nameof(TorchAdaptedVit), backbone, numClasses)
     {
@@ -52,20 +56,21 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         if (masked && fullFineTune) throw new ArgumentException("The attention-masked variant keeps the backbone frozen; it cannot be combined with full fine-tuning.");
         if (memoryTokens < 0 || queryTokens < 0) throw new ArgumentOutOfRangeException(nameof(memoryTokens), "Token counts cannot be negative.");
         MemoryTokens = memoryTokens; Masked = masked; FullFineTune = fullFineTune; QueryTokens = queryTokens; Extends = extends;
-        // same names and order as the engine's AdaptedVit.Parameters
+        // the engine's names and order
         if (memoryTokens > 0) Memory = AddTrainable("memory", Need(initial, "memory"));
-        if ((trainClassToken || masked) && !fullFineTune) ClassToken = AddTrainable("cls_token", Need(initial, "cls_token"));
+        if (initial.ContainsKey("cls_token")) ClassToken = AddTrainable("cls_token", initial["cls_token"]);
+        else if (masked) throw new InvalidDataException("No tensor 'cls_token' for the masked task's class-token row.");
         if (queryTokens > 0) Queries = AddTrainable("queries", Need(initial, "queries"));
         HeadWeight = AddTrainable("head.weight", Need(initial, "head.weight"));
         HeadBias = AddTrainable("head.bias", Need(initial, "head.bias"));
         if (fullFineTune)
         {
-            // in the engine's state-dict order (the order its optimizer and clipping walk)
+            // the trainable backbone's own weights, in the engine's order (the order its optimizer and clipping walk)
             var byName = backbone.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var name in backbone.Config.StateDictShapes().Keys)
-                if (!name.StartsWith("head.", StringComparison.Ordinal)) AddTrainable("backbone." + name, byName[name]);
+            foreach (var name in initial.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal)))
+                AddTrainable(name, byName.TryGetValue(name["backbone.".Length..], out var p) ? p : throw new InvalidDataException($"The backbone has no weight '{name["backbone.".Length..]}'."));
+            LoadAdapterTensors(initial, "<initial>");   // the trainable backbone copy from backbone.* (the engine's clone)
         }
-        if (fullFineTune) LoadAdapterTensors(initial, "<initial>");   // the trainable backbone copy from backbone.* (the engine's clone)
     }
 
     static MLNet.MemoryTokens.Tensor Need(IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> t, string name) =>
@@ -117,15 +122,9 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         using var scope = NewDisposeScope();
         var c = C;
         long b = images.shape[0];
-        var patches = Backbone.EmbedPatches(images);                                                           // [B, P, D]
-        var streamCls = ClassToken is not null && !Masked ? ClassToken : Backbone.ClassToken;
-        var rows = new List<torch.Tensor> { Backbone.EmbedClassToken(streamCls).expand(b, 1, c.Dim), patches };
-        if (Masked)
-        {
-            foreach (var e in Extends) rows.Add(Backbone.EmbedClassToken(e.ClassToken).expand(b, 1, c.Dim));
-            rows.Add(Backbone.EmbedClassToken(ClassToken!).expand(b, 1, c.Dim));
-        }
-        var x = cat(rows, 1);                                                                                   // [B, N (+ tasks), D]
+        var x = Masked
+            ? Backbone.Embed(images, null, [.. Extends.Select(e => (torch.Tensor)e.ClassToken), ClassToken!])    // [B, N + tasks, D]
+            : Backbone.Embed(images, FullFineTune ? null : ClassToken);                                          // [B, N, D]
         var mask = Mask();
         var outputs = new List<torch.Tensor>();
         for (int l = 0; l < c.Depth; l++)
@@ -134,7 +133,7 @@ public sealed class TorchAdaptedVit : TorchTunedModel
             x = Backbone.Blocks[l].Forward(x, LayerKeyValues(l), mask, Backbone.Precision);
             if (Queries is not null) outputs.Add(x.narrow(1, QueryRow0, QueryTokens).reshape(b, QueryTokens * c.Dim));   // [B, T·D]
         }
-        var pooled = Backbone.FinalNorm(x.select(1, PooledRow));                                              // [B, D]
+        var pooled = Masked ? Backbone.ReadoutNorm(x.select(1, PooledRow)) : Backbone.Pool(x);                 // [B, D]
         var headIn = Queries is null ? pooled
             : cat([F.normalize(pooled, 2, 1, 1e-12), .. outputs.Select(o => F.normalize(o.to(ScalarType.Float32), 2, 1, 1e-12))], 1);   // [B, D·(1 + L·T)]
         return scope.MoveToOuter(HeadLinear(headIn, HeadWeight, HeadBias));

@@ -75,18 +75,15 @@ public sealed class TorchMultiTaskVit : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var vit = Backbone;
-        long b = images.shape[0];
-        var rows = new List<torch.Tensor> { vit.Embed(images) };
-        rows.AddRange(_cls.Select(c => vit.EmbedClassToken(c).expand(b, 1, vit.Config.Dim)));
-        var x = cat(rows, 1);                                                                    // [B, N + T, D]
+        var x = vit.Embed(images, null, _cls);                                                  // [B, N + T, D]
         for (int l = 0; l < vit.Config.Depth; l++)
         {
             var memory = vit.Blocks[l].KeyValues(cat(_memory.Select(m => m.select(0, l)).ToArray(), 0), vit.Precision).unsqueeze(0);   // [1, M, 2D]
             x = vit.Blocks[l].Forward(x, memory, _mask, vit.Precision);
         }
         int n = vit.Config.NumTokens;
-        var original = vit.Head is null ? null : nn.functional.linear(vit.FinalNorm(x.select(1, 0)), vit.Head.weight!, vit.Head.bias);
-        var outputs = Enumerable.Range(0, _cls.Length).Select(t => nn.functional.linear(vit.FinalNorm(x.select(1, n + t)), _headW[t], _headB[t])).ToArray();
+        var original = vit.Head is null ? null : vit.HeadLogits(x);
+        var outputs = Enumerable.Range(0, _cls.Length).Select(t => nn.functional.linear(vit.ReadoutNorm(x.select(1, n + t)), _headW[t], _headB[t])).ToArray();
         original?.MoveToOuterDisposeScope();
         foreach (var o in outputs) o.MoveToOuterDisposeScope();
         return (original, outputs);

@@ -9,7 +9,8 @@ namespace MLNet.MemoryTokens.TorchSharp.Tuning.QueryTuning;
 
 /// <summary>Visual Query Tuning (Tu et al., CVPR 2023) on TorchSharp, mirroring the engine's <c>QueryTunedVit</c>: per layer, T
 /// query rows read the original tokens' keys/values (never each other, never read) and go through projection and MLP; the
-/// head reads [normalised final-norm class token | normalised flattened query outputs of each layer].</summary>
+/// head reads [normalised pooled output (the final-norm class token, or the family's pooling) | normalised flattened query
+/// outputs of each layer].</summary>
 /// <remarks>The backbone never sees a gradient: <see cref="BackbonePass"/> runs it once under no_grad and hands over each layer's
 /// keys/values [B, N, 2D] and the final-norm class token [B, D] — what <see cref="TorchKeyValueCache"/> keeps so later epochs run
 /// only the query paths (<see cref="ForwardCached"/>).</remarks>
@@ -55,7 +56,7 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
     }
 
     /// <summary>The frozen backbone once, under no_grad: per layer the original tokens' keys/values [B, N, 2D] (k | v) and the
-    /// final-norm class token [B, D].</summary>
+    /// backbone's pooled output [B, D] (the final-norm class token, or the family's pooling).</summary>
     public (torch.Tensor[] KeyValues, torch.Tensor ClassToken) BackbonePass(torch.Tensor images)
     {
         using var _ = no_grad();
@@ -67,7 +68,7 @@ public sealed class TorchQueryTunedVit : TorchTunedModel
             int layer = l;
             x = Backbone.Blocks[l].Forward(x, null, null, Backbone.Precision, k => kv[layer] = k.contiguous().MoveToOuterDisposeScope());   // out of the block's scope into this one
         }
-        var cls = Backbone.FinalNorm(x.select(1, 0));
+        var cls = Backbone.Pool(x);
         foreach (var t in kv) t.MoveToOuterDisposeScope();
         return (kv, scope.MoveToOuter(cls));
     }
