@@ -63,6 +63,27 @@ public sealed class AdapterInterchangeTests : IDisposable
         Assert.Equal(Fields(Adapter.Load(folder)), Fields(Adapter.Load(again)));   // the same config fields from either backend
     }
 
+    /// <summary>Issue 15 on TorchSharp: a VQT + memory adapter written before <c>queries_read_memory</c> was recorded (main's engine
+    /// at 35bf619, the queries reading the original tokens only) serves on TorchSharp with that engine's logits; the same
+    /// tensors recorded as the default (the queries reading the memory too) give the current engine's logits, which differ.</summary>
+    [Fact]
+    public void AVqtMemoryAdapterServesOnTorchSharpWithTheRecordedQueryKeys()
+    {
+        var folder = MLNet.MemoryTokens.Tests.TestPaths.Fixture("adapters", "vqt-memory-35bf619");
+        var expected = MLNet.MemoryTokens.IO.SafeTensorsFile.Read(Path.Combine(folder, "expected.safetensors")).Tensors;
+        var backbone = Backbone.Load(MLNet.MemoryTokens.Tests.TestPaths.Fixture("parity", "vit_random.safetensors"), new BackboneOptions { Heads = 2, DropHead = true });
+        var adapter = Adapter.Load(folder);
+        Assert.Null(adapter.Config.QueriesReadMemory);
+        var images = expected["images"];
+        using (var old = TorchSharpBackend.Load(adapter, backbone, TinyModels.Cpu))
+            TinyModels.AssertClose(expected["logits"].Data, Logits(old, images).Data, 1e-5, 1e-5, "vqt-memory adapter without queries_read_memory on TorchSharp vs the engine at 35bf619");
+        var asDefault = new Adapter(adapter.Config with { QueriesReadMemory = true }, adapter.Tensors);
+        using var reading = TorchSharpBackend.Load(asDefault, backbone, TinyModels.Cpu);
+        var engineLogits = Logits(asDefault.CreateModel(backbone, folder), images);
+        TinyModels.AssertClose(engineLogits.Data, Logits(reading, images).Data, 1e-5, 1e-5, "vqt-memory adapter with queries_read_memory = true on TorchSharp vs the engine");
+        Assert.True(TinyModels.MaxAbsDiff(expected["logits"].Data, engineLogits.Data) > 1e-3, "the two settings give other logits");
+    }
+
     /// <summary>A compressed VQT adapter (trained by the managed engine: compression trains there) serves on TorchSharp with its
     /// kept features, logits and feature vectors equal.</summary>
     [Fact]

@@ -52,7 +52,8 @@ public class FamilyParityTests
         ("head-class", new() { Method = TuningMethod.HeadAndClassToken }),
         ("full", new() { Method = TuningMethod.Full }),
         ("vqt", new() { Method = TuningMethod.Vqt, QueryTokens = 2, QueryDropout = 0 }),
-        ("vqt-memory", new() { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 1 }),
+        ("vqt-memory", new() { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 1 }),   // the queries read the memory (the default)
+        ("vqt-memory-skip", new() { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 1, QueriesReadMemory = false }),
     ];
 
     public static TheoryData<string, string> Cases()

@@ -14,7 +14,7 @@ namespace MLNet.MemoryTokens.TorchSharp.Tests;
 /// trainable gradient, and the tensors after one clipped AdamW (and SGD) step of the device optimizer the trainer uses.</summary>
 public class MethodParityTests
 {
-    public static TheoryData<string> Methods => new() { "head", "head-class", "memory", "memory-masked", "memory-extension", "full", "vqt", "vqt-memory" };
+    public static TheoryData<string> Methods => new() { "head", "head-class", "memory", "memory-masked", "memory-extension", "full", "vqt", "vqt-memory", "vqt-memory-skip" };
 
     internal static TuningOptions Tuning(string method, Backbone backbone) => method switch
     {
@@ -25,7 +25,8 @@ public class MethodParityTests
         "memory-extension" => new TuningOptions { Method = TuningMethod.Memory, MemoryTokens = 2, Masked = true, Extends = [EarlierTask(backbone)] },
         "full" => new TuningOptions { Method = TuningMethod.Full },
         "vqt" => new TuningOptions { Method = TuningMethod.Vqt, QueryTokens = 2, QueryDropout = 0 },   // dropout masks come from different generators
-        "vqt-memory" => new TuningOptions { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 2 },
+        "vqt-memory" => new TuningOptions { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 2 },   // the queries read the memory (the default)
+        "vqt-memory-skip" => new TuningOptions { Method = TuningMethod.VqtMemory, MemoryTokens = 2, QueryTokens = 2, QueriesReadMemory = false },   // the originals only
         _ => throw new ArgumentException(method),
     };
 

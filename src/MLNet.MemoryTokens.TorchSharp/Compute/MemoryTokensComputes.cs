@@ -25,5 +25,5 @@ internal sealed class TorchQueryMemoryCompute : TorchMethodCompute
     public override TuningMethod Method => TuningMethod.VqtMemory;
 
     protected override TorchTunedModel Build(VisionTransformer backbone, TuningOptions o, int classes, IReadOnlyDictionary<string, Tensor> initial, int seed) =>
-        new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, masked: false, fullFineTune: false, o.QueryTokens, [], initial);
+        new TorchAdaptedVit(Frozen(backbone), classes, o.MemoryTokens, masked: false, fullFineTune: false, o.QueryTokens, [], initial, o.QueriesReadMemory);
 }

@@ -17,7 +17,8 @@ namespace MLNet.MemoryTokens.TorchSharp.Tuning;
 /// the key/value projection once per step and is appended as key/value-only rows — plain memory is read by the original rows
 /// (what the engine's in-stream rows give: their outputs are dropped); masked memory by the task rows that own it (<see cref="Mask"/>).
 /// Plain memory (Sandler et al. §3.1): the trainable class token (when the engine's model trains one) replaces the backbone's;
-/// every original row reads the memory. Masked (§3.2): original rows read only original rows; task row k reads the originals,
+/// every original row reads the memory; query rows read the originals and (unless <see cref="QueriesReadMemory"/> is false)
+/// the memory, never each other. Masked (§3.2): original rows read only original rows; task row k reads the originals,
 /// task rows 0..k and memories 0..k. The head reads the backbone's pooled output of the adapted stream (<see cref="TorchVit.Pool"/>),
 /// a masked task its own row after the readout norm, or with queries the VQT features [normalised pooled output | normalised
 /// query outputs of each layer]. Which tensors train is the engine's model's choice: this model trains exactly the tensors the
@@ -29,6 +30,8 @@ public sealed class TorchAdaptedVit : TorchTunedModel
     public bool Masked { get; }
     public bool FullFineTune { get; }
     public int QueryTokens { get; }
+    /// <summary>VQT + memory: whether the query rows read the memory rows too (true: VQT's own composition, the default).</summary>
+    public bool QueriesReadMemory { get; }
     /// <summary>Model extension: the frozen tasks this one reads, in training order: (class token [1, 1, D], memory [L, m, D]).</summary>
     public IReadOnlyList<(torch.Tensor ClassToken, torch.Tensor Memory)> Extends { get; }
 
@@ -47,8 +50,11 @@ public sealed class TorchAdaptedVit : TorchTunedModel
 
     /// <param name="initial">The engine's freshly initialised tensors by adapter name (same seed, same values, the tensors its
     /// model of the method trains), or an adapter's.</param>
+    /// <param name="queriesReadMemory">VQT + memory: the query rows read the layer's memory as well as the original rows
+    /// (the engine's <c>TuningOptions.QueriesReadMemory</c>; false: the originals only).</param>
     public TorchAdaptedVit(TorchVit backbone, int numClasses, int memoryTokens, bool masked, bool fullFineTune, int queryTokens,
-        IReadOnlyList<(torch.Tensor ClassToken, torch.Tensor Memory)> extends, IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> initial)
+        IReadOnlyList<(torch.Tensor ClassToken, torch.Tensor Memory)> extends, IReadOnlyDictionary<string, MLNet.MemoryTokens.Tensor> initial,
+        bool queriesReadMemory = true)
         : base(nameof(TorchAdaptedVit), backbone, numClasses)
     {
         if (extends.Count > 0 && !masked) throw new ArgumentException("Model extension (reading earlier tasks' tokens) applies to the attention-masked variant.");
@@ -56,6 +62,7 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         if (masked && fullFineTune) throw new ArgumentException("The attention-masked variant keeps the backbone frozen; it cannot be combined with full fine-tuning.");
         if (memoryTokens < 0 || queryTokens < 0) throw new ArgumentOutOfRangeException(nameof(memoryTokens), "Token counts cannot be negative.");
         MemoryTokens = memoryTokens; Masked = masked; FullFineTune = fullFineTune; QueryTokens = queryTokens; Extends = extends;
+        QueriesReadMemory = queriesReadMemory;
         // the engine's names and order
         if (memoryTokens > 0) Memory = AddTrainable("memory", Need(initial, "memory"));
         if (initial.ContainsKey("cls_token")) ClassToken = AddTrainable("cls_token", initial["cls_token"]);
@@ -88,7 +95,11 @@ public sealed class TorchAdaptedVit : TorchTunedModel
         if (!Masked)
         {
             for (int r = 0; r < n; r++) { for (int k = 0; k < n; k++) allow[r, k] = true; for (int k = 0; k < m; k++) allow[r, s + k] = true; }   // originals: themselves + memory
-            for (int r = n; r < s; r++) for (int k = 0; k < n; k++) allow[r, k] = true;                                                       // queries: the originals only
+            for (int r = n; r < s; r++)
+            {
+                for (int k = 0; k < n; k++) allow[r, k] = true;                                                                               // queries: the originals
+                if (QueriesReadMemory) for (int k = 0; k < m; k++) allow[r, s + k] = true;                                                    // and, by default, the memory
+            }
         }
         else
         {
