@@ -1,4 +1,6 @@
 using System.Text.Json;
+using MLNet.MemoryTokens.Data;
+using MLNet.MemoryTokens.Imaging;
 using MLNet.MemoryTokens.IO;
 using MLNet.MemoryTokens.Tests;
 using MLNet.MemoryTokens.Model;
@@ -136,5 +138,34 @@ public class FamilyParityTests
         var (origT, tasksT) = pass.Forward(x);
         TinyModels.AssertClose(origE!.Data, TorchTensors.ToEngine(origT!).Data, 1e-5, 1e-5, $"{family} multi-task original logits");
         for (int t = 0; t < 2; t++) TinyModels.AssertClose(tasksE[t].Data, TorchTensors.ToEngine(tasksT[t]).Data, 1e-5, 1e-5, $"{family} multi-task task {t} logits");
+    }
+
+    /// <summary>The trainer's steps that do not run the stream every time, on the families: the linear probe's cached pooled
+    /// features, VQT's key/value cache (the pooled output beside it), and memory tokens for comparison: one epoch (two AdamW
+    /// steps) on the shipped sample at the family's input size, both backends from the same seed, equal trained tensors.</summary>
+    [Theory]
+    [InlineData("dinov2_reg", "head")]
+    [InlineData("dinov2_reg", "vqt")]
+    [InlineData("deit_distilled", "head")]
+    [InlineData("deit_distilled", "vqt")]
+    [InlineData("gap", "head")]
+    [InlineData("gap", "vqt")]
+    [InlineData("clip", "vqt")]
+    [InlineData("clip", "memory")]
+    public void OneEpochOfTheTrainerEqualsTheEngines(string family, string method)
+    {
+        var backbone = Load(family);
+        int size = backbone.Model.Config.ImageSize;
+        var data = PreparedImages.From(ImageDatasets.Open(Path.Combine(TestPaths.RepoRoot, "samples", "data", "fashion-mnist-2k")),
+            new PreprocessConfig { InputSize = size, CropFraction = 1 }).Subset([.. Enumerable.Range(0, 32)]);
+        var tuning = MethodOptions.Single(m => m.Name == method).Options;
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 16, LearningRate = 1e-3f, Seed = 5, ValidationFraction = 0 };
+        var engine = Trainer.Train(backbone, data, null, tuning, options);
+        var torch = Trainer.Train(backbone, data, null, tuning, options with { Compute = TinyModels.Cpu });
+        using var _ = (IDisposable)torch.Model;
+        Assert.True(Math.Abs(engine.History[0].TrainLoss - torch.History[0].TrainLoss) < 1e-4, $"{family} {method} epoch loss: engine {engine.History[0].TrainLoss}, TorchSharp {torch.History[0].TrainLoss}");
+        Assert.Equal(engine.Adapter.Tensors.Keys.Order(), torch.Adapter.Tensors.Keys.Order());
+        foreach (var (name, tensor) in engine.Adapter.Tensors)
+            TinyModels.AssertClose(tensor.Data, torch.Adapter.Tensors[name].Data, 2e-4, 1e-4, $"{family} trainer, {method}: tensor {name} after one epoch");
     }
 }
