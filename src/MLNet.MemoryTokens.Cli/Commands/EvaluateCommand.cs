@@ -22,14 +22,17 @@ internal static class EvaluateCommand
         var json = CommonOptions.Json();
         var threads = CommonOptions.Threads();
         var cmd = new Command("evaluate", "Evaluate an adapter on a labelled image set.") { model, adapter, data, limit, batch, plot, json, threads };
+        var backend = BackendOptions.AddTo(cmd);
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
             if (r.GetValue(plot) is string plotPath) PlotFiles.EnsureWritable(PlotFiles.StemOf(plotPath));   // before the evaluation: only our own plots are replaced
+            var compute = backend.Resolve(r, r.GetValue(threads));
             var dir = r.GetValue(adapter)!;
             var a = CommonOptions.LoadAdapter(r, dir);
             var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
-            var tuned = a.CreateModel(backbone, dir);
+            var tuned = a.CreateModel(backbone, dir, compute: compute);
+            using var _ = tuned as IDisposable;
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             if (ds.ClassNames.Count != a.Config.ClassLabels.Length)
                 throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");

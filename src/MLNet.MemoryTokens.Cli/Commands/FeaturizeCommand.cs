@@ -21,16 +21,19 @@ internal static class FeaturizeCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var threads = CommonOptions.Threads();
         var cmd = new Command("featurize", "Write the VQT feature vectors of a data set, for any classifier to use.") { model, adapter, data, limit, output, batch, threads };
+        var backend = BackendOptions.AddTo(cmd);
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
             var outPath = r.GetValue(output)!;
             OwnedOutput.EnsureWritable(outPath, FeaturesFile, "features file");   // before the work: only a features file of ours is replaced
+            var compute = backend.Resolve(r, r.GetValue(threads));
             var dir = r.GetValue(adapter)!;
             var a = CommonOptions.LoadAdapter(r, dir);
             if (a.Config.Method != TuningMethod.Vqt) throw new ArgumentException($"Adapter '{dir}' is a {a.Config.Method} adapter; featurize needs a VQT adapter.");
             var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
-            var vqt = (QueryTunedVit)a.CreateModel(backbone, dir);
+            var vqt = (IQueryFeatures)a.CreateModel(backbone, dir, compute: compute);   // a VQT model of either backend
+            using var _ = vqt as IDisposable;
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
             foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");

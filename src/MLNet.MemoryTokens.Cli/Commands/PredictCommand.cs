@@ -20,9 +20,11 @@ internal static class PredictCommand
         var threads = CommonOptions.Threads();
         var images = new Argument<string[]>("images") { Description = "Image files or folders (JPEG, PNG, BMP, PPM/PGM).", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Print the top-k classes of each image.") { model, adapter, labels, topK, batch, imageSize, json, threads, images };
+        var backend = BackendOptions.AddTo(cmd);
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
+            var compute = backend.Resolve(r, r.GetValue(threads));
             int k = r.GetValue(topK);
             if (k < 1) throw new ArgumentException($"--top-k must be at least 1, got {k}.");
             int batchSize = r.GetValue(batch);
@@ -33,14 +35,18 @@ internal static class PredictCommand
             {
                 var a = CommonOptions.LoadAdapter(r, dir);
                 var bb = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true }));
-                var tuned = a.CreateModel(bb, dir);
+                var tuned = a.CreateModel(bb, dir, compute: compute);
+                using var _ = tuned as IDisposable;
                 var names = r.GetValue(labels) is FileInfo f ? LoadLabels(f, a.Config.ClassLabels.Length) : a.Config.ClassLabels;
                 return Predict(new Backbone(bb.Model, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, bb.Source, bb.Fingerprint),
                     x => tuned.Forward(x, keepForBackward: false), files, names, k, batchSize, r.GetValue(json));
             }
             var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize) }));
             if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter to predict a trained task.");
-            return Predict(backbone, backbone.Model.Forward, files, LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses), k, batchSize, r.GetValue(json));
+            var classNames = LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses);
+            if (compute.IsManaged) return Predict(backbone, backbone.Model.Forward, files, classNames, k, batchSize, r.GetValue(json));
+            using var onDevice = MLNet.MemoryTokens.TorchSharp.TorchSharpBackend.Backbone(backbone.Model, compute);
+            return Predict(backbone, onDevice.Predict, files, classNames, k, batchSize, r.GetValue(json));
         }));
         return cmd;
     }

@@ -57,9 +57,11 @@ internal static class TrainCommand
             model, data, validationData, limit, method, tokens, masked, extends, noCls, queries, queriesSkipMemory, queryDropout, cacheDir, cacheDType, groupLasso, keepFeatures, epochs, lr, batch, optimizer, weightDecay, warmup, smoothing, clip, seed, divergence,
             valFraction, imageSize, checkpointDir, resume, output, plot, json, threads,
         };
+        var backend = BackendOptions.AddTo(cmd);
         cmd.SetAction((r, ct) => Task.FromResult(CommonOptions.Run(() =>
         {
             CommonOptions.ApplyThreads(r.GetValue(threads));
+            var compute = backend.Resolve(r, r.GetValue(threads));
             var tuning = new TuningOptions
             {
                 Method = ParseMethod(r.GetValue(method)!), MemoryTokens = r.GetValue(tokens), Masked = r.GetValue(masked), TrainClassToken = !r.GetValue(noCls),
@@ -86,11 +88,12 @@ internal static class TrainCommand
                 WarmupEpochs = r.GetValue(warmup), LabelSmoothing = r.GetValue(smoothing), GradientClipNorm = r.GetValue(clip), Seed = r.GetValue(seed),
                 DivergenceFactor = r.GetValue(divergence),
                 ValidationFraction = r.GetValue(valFraction), CheckpointDirectory = r.GetValue(checkpointDir), Resume = r.GetValue(resume),
-                Progress = progress, CancellationToken = ct,
+                Progress = progress, CancellationToken = ct, Compute = compute,
             };
             TrainingResult result;
             try { result = progress.Run(() => Trainer.Train(backbone, train, val, tuning, options)); }
             catch (TrainingDivergedException e) { throw new TrainingDivergedException($"{e.Message} Nothing was saved: '{outDir}' is as it was."); }
+            (result.Model as IDisposable)?.Dispose();   // a device model's memory goes back now (the adapter holds the tensors)
             if (result.Adapter.Save(outDir) is string warning) Console.Error.WriteLine($"warning: {warning}");
             string? curve = null;
             if (r.GetValue(plot) ?? (!asJson && !Console.IsOutputRedirected))
@@ -100,12 +103,12 @@ internal static class TrainCommand
             if (asJson)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    adapter = Path.GetFullPath(outDir), method = r.GetValue(method), trainable_parameters = result.Model.TrainableCount(),
+                    adapter = Path.GetFullPath(outDir), method = r.GetValue(method), backend = compute.ToString(), trainable_parameters = result.Model.TrainableCount(),
                     training_curve = curve is null ? null : Path.GetFullPath(curve),
                     epochs = result.History.Select(h => new { h.Epoch, train_loss = h.TrainLoss, train_accuracy = h.TrainAccuracy, validation_loss = h.ValidationLoss, validation_accuracy = h.ValidationAccuracy, h.Seconds, images_per_second = h.ImagesPerSecond }),
                 }));
             else
-                Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}, {result.Model.TrainableCount():N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
+                Console.WriteLine($"saved {Path.GetFullPath(outDir)}: {r.GetValue(method)}{(compute.IsManaged ? "" : $" on {compute}")}, {result.Model.TrainableCount():N0} trainable parameters, final train loss {last.TrainLoss:F4}" +
                                   (last.ValidationAccuracy is double a ? $", validation accuracy {a:P2}" : "") + (curve is null ? "" : $"; curve {curve}"));
             return 0;
         }, onCancel: "training cancelled; with --checkpoint-dir, --resume continues from the last finished epoch")));

@@ -25,8 +25,8 @@ public static class MemoryTokensModelCatalog
     /// <summary>Every component kind this package saves, and how its folder is read back.</summary>
     static readonly Dictionary<string, ComponentLoader> Loaders = new()
     {
-        [VitClassifierTransformer.Kind] = VitClassifierTransformer.Load,
-        [VqtFeaturizerTransformer.Kind] = VqtFeaturizerTransformer.Load,
+        [VitClassifierTransformer.Kind] = (directory, backbone, path) => VitClassifierTransformer.Load(directory, backbone, path),
+        [VqtFeaturizerTransformer.Kind] = (directory, backbone, path) => VqtFeaturizerTransformer.Load(directory, backbone, path),
         [MultiTaskScoringTransformer.Kind] = MultiTaskScoringTransformer.Load,
     };
 }

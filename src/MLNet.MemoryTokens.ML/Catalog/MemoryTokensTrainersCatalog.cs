@@ -1,6 +1,7 @@
 using MLNet.MemoryTokens.ML;
 using MLNet.MemoryTokens.ML.Hosting;
 using MLNet.MemoryTokens.Model;
+using MLNet.MemoryTokens.Tuning;
 
 namespace Microsoft.ML;
 
@@ -97,14 +98,18 @@ public static class MemoryTokensTrainersCatalog
         new(MLContextBridge.EnvironmentOf(catalog), options);
 
     /// <summary>A classifier saved with <see cref="VitClassifierTransformer.SaveAdapter"/> (or any adapter folder of the engine/CLI),
-    /// on an already loaded backbone (it must be the one the adapter was trained on).</summary>
-    public static VitClassifierTransformer LoadMemoryTokens(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string directory, Backbone backbone) =>
-        VitClassifierTransformer.Load(directory, backbone ?? throw new ArgumentNullException(nameof(backbone)), null);
+    /// on an already loaded backbone (it must be the one the adapter was trained on); <paramref name="compute"/>: the backend that
+    /// scores it (default: the managed engine; an adapter trained on any backend serves on any other).</summary>
+    public static VitClassifierTransformer LoadMemoryTokens(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string directory, Backbone backbone,
+        ComputeOptions? compute = null) =>
+        VitClassifierTransformer.Load(directory, backbone ?? throw new ArgumentNullException(nameof(backbone)), null, compute);
 
     /// <summary>A classifier saved with <see cref="VitClassifierTransformer.SaveAdapter"/>, on the checkpoint at
-    /// <paramref name="backbonePath"/> (null: the path or model id the adapter records), loaded through <see cref="BackboneCache"/>.</summary>
-    public static VitClassifierTransformer LoadMemoryTokens(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string directory, string? backbonePath = null) =>
-        VitClassifierTransformer.Load(directory, null, backbonePath);
+    /// <paramref name="backbonePath"/> (null: the path or model id the adapter records), loaded through <see cref="BackboneCache"/>;
+    /// <paramref name="compute"/>: the backend that scores it (default: the managed engine).</summary>
+    public static VitClassifierTransformer LoadMemoryTokens(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string directory, string? backbonePath = null,
+        ComputeOptions? compute = null) =>
+        VitClassifierTransformer.Load(directory, null, backbonePath, compute);
 
     static TOptions Set<TOptions>(TOptions o, string label, string image, Backbone? backbone, string? path, int? imageSize, int epochs, float learningRate)
         where TOptions : VitTuningOptionsBase

@@ -31,9 +31,11 @@ public static class MemoryTokensTransformsCatalog
         new(MLContextBridge.EnvironmentOf(catalog), options);
 
     /// <summary>A featurizer saved with <see cref="VqtFeaturizerTransformer.SaveAdapter"/>, on <paramref name="backbone"/>
-    /// (null: <paramref name="backbonePath"/>, else the checkpoint the adapter records).</summary>
-    public static VqtFeaturizerTransformer LoadVqtFeaturizer(this TransformsCatalog catalog, string directory, Backbone? backbone = null, string? backbonePath = null) =>
-        VqtFeaturizerTransformer.Load(directory, backbone, backbonePath);
+    /// (null: <paramref name="backbonePath"/>, else the checkpoint the adapter records); <paramref name="compute"/>: the backend that
+    /// computes the features (default: the managed engine).</summary>
+    public static VqtFeaturizerTransformer LoadVqtFeaturizer(this TransformsCatalog catalog, string directory, Backbone? backbone = null, string? backbonePath = null,
+        MLNet.MemoryTokens.Tuning.ComputeOptions? compute = null) =>
+        VqtFeaturizerTransformer.Load(directory, backbone, backbonePath, compute);
 
     /// <summary>Scores several attention-masked memory-token tasks (and the backbone's own head, as <c>"Original.Score"</c>)
     /// in one forward pass; each task's probabilities go to its <see cref="MemoryTokenTask.OutputColumnName"/>.</summary>

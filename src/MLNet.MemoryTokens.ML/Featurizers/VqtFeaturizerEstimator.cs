@@ -73,7 +73,7 @@ public sealed class VqtFeaturizerEstimator : IEstimator<VqtFeaturizerTransformer
             KeepFeatureFraction = o.KeepFeatureFraction, CacheDType = o.CacheDType, CacheDirectory = o.CacheDirectory,
         };
         var fit = VitTraining.Fit(_env, nameof(VqtFeaturizerEstimator), o, tuning, input, null);
-        return new VqtFeaturizerTransformer(fit.Backbone, fit.Training.Adapter, (QueryTunedVit)fit.Training.Model, fit.Input, fit.Keys,
+        return new VqtFeaturizerTransformer(fit.Backbone, fit.Training.Adapter, (IQueryFeatures)fit.Training.Model, fit.Input, fit.Keys,
             o.LabelColumnName, o.OutputColumnName, o.InferenceBatchSize);
     }
 }

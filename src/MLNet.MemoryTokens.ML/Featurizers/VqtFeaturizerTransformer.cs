@@ -9,12 +9,13 @@ using MLNet.MemoryTokens.Tuning.QueryTuning;
 
 namespace MLNet.MemoryTokens.ML;
 
-/// <summary>A fitted VQT featurizer: adds a <c>Vector&lt;Single&gt;</c> of D·(1 + L·T) features per image (or the kept ones).</summary>
+/// <summary>A fitted VQT featurizer: adds a <c>Vector&lt;Single&gt;</c> of D·(1 + L·T) features per image (or the kept ones),
+/// computed by the backend it was fitted (or loaded) on.</summary>
 public sealed class VqtFeaturizerTransformer : ImageScoringTransformer
 {
     readonly FeaturizerScorer _scorer;
 
-    internal VqtFeaturizerTransformer(Backbone backbone, Adapter adapter, QueryTunedVit model, ImageInput input, LabelKeys keys,
+    internal VqtFeaturizerTransformer(Backbone backbone, Adapter adapter, IQueryFeatures model, ImageInput input, LabelKeys keys,
         string? labelColumnName, string outputColumnName, int batchSize)
     {
         Backbone = backbone;
@@ -39,13 +40,13 @@ public sealed class VqtFeaturizerTransformer : ImageScoringTransformer
     /// <summary>Writes the adapter folder; load it with <c>mlContext.Transforms.LoadVqtFeaturizer</c>.</summary>
     public void SaveAdapter(string directory) => Adapter.Save(directory);
 
-    internal static VqtFeaturizerTransformer Load(string directory, Backbone? backbone, string? backbonePath)
+    internal static VqtFeaturizerTransformer Load(string directory, Backbone? backbone, string? backbonePath, ComputeOptions? compute = null)
     {
         var adapter = Adapter.Load(directory);
         if (adapter.Config.Method != TuningMethod.Vqt) throw new InvalidDataException($"'{directory}' holds a {adapter.Config.Method} adapter; a VQT featurizer needs a VQT one.");
         var metadata = ComponentMetadata.Read(adapter);
         var resolved = BackboneCache.ForAdapter(adapter, backbone, backbonePath);
-        var model = (QueryTunedVit)adapter.CreateModel(resolved, directory);
+        var model = (IQueryFeatures)adapter.CreateModel(resolved, directory, compute: compute);
         var input = new ImageInput(metadata?.ImageColumn ?? "Image", metadata?.ImageFolder, adapter.Config.Preprocess with { InputSize = adapter.Config.ImageSize });
         string output = metadata?.OutputColumns is { Length: 1 } names ? names[0] : "Features";
         return new VqtFeaturizerTransformer(resolved, adapter, model, input, ComponentMetadata.KeysOf(metadata, adapter), metadata?.LabelColumn,
@@ -62,10 +63,10 @@ public sealed class VqtFeaturizerTransformer : ImageScoringTransformer
     /// <summary>The VQT feature vector (no dropout) of each image, as the fitted head reads it.</summary>
     sealed class FeaturizerScorer : ImageScorer
     {
-        readonly QueryTunedVit _model;
+        readonly IQueryFeatures _model;
         readonly object _gate = new();
 
-        public FeaturizerScorer(ImageInput input, int batchSize, QueryTunedVit model, string outputColumnName) : base(input, batchSize)
+        public FeaturizerScorer(ImageInput input, int batchSize, IQueryFeatures model, string outputColumnName) : base(input, batchSize)
         {
             _model = model;
             Outputs = [new OutputColumn(outputColumnName, new VectorDataViewType(NumberDataViewType.Single, model.HeadInput), DataViewSchema.Annotations.Empty)];

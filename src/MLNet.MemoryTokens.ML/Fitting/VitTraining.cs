@@ -26,7 +26,7 @@ internal static class VitTraining
         options.ToTrainingOptions(0, null, default).Validate();   // fail before reading the data
         using var log = new ComponentLog(env, component);
         var backbone = BackboneCache.Resolve(options.Backbone, options.BackbonePath, options.ImageSize);
-        if (TuningMethods.Get(tuning.Method).TrainsBackbone)
+        if (TuningMethods.Get(tuning.Method).TrainsBackbone && options.Backend == TuningMethods.ManagedBackend)
         {
             // full fine-tuning rewrites the weights in place; other components may share this backbone
             backbone = BackboneCache.PrivateCopy(backbone);
@@ -50,7 +50,7 @@ internal static class VitTraining
         }
 
         int s = input.Size;
-        log.Info($"{component}: {tuning.Method} on {backbone.Source} at {s}×{s}, {trainImages.Count} training rows, {keys.Count} classes, seed {seed}.");
+        log.Info($"{component}: {tuning.Method} on {backbone.Source} at {s}×{s}, {trainImages.Count} training rows, {keys.Count} classes, seed {seed}, compute {training.Compute}.");
         var result = ParallelRows.Unwrap(() => Trainer.Train(backbone, trainImages, validationImages, tuning, training));
         var last = result.History[^1];
         log.Info($"{component}: done, train accuracy {last.TrainAccuracy:P2}" + (last.ValidationAccuracy is double acc ? $", validation accuracy {acc:P2}." : "."));

@@ -1,5 +1,6 @@
 using MLNet.MemoryTokens.Model;
 using MLNet.MemoryTokens.Training;
+using MLNet.MemoryTokens.Tuning;
 
 namespace MLNet.MemoryTokens.ML;
 
@@ -79,6 +80,19 @@ public abstract class VitTuningOptionsBase
     /// <summary>Continue from the state in <see cref="CheckpointDirectory"/> when there is one. Default false.</summary>
     public bool Resume { get; set; }
 
+    /// <summary>The compute backend that trains (and then scores) the model: <c>"managed"</c> (this library's kernels on the CPU)
+    /// or <c>"torchsharp"</c> (LibTorch on the CPU or an NVIDIA GPU; reference MLNet.MemoryTokens.TorchSharp with TorchSharp-cpu
+    /// or TorchSharp-cuda-linux and call <c>TorchSharpBackend.Register()</c> once at start-up). The adapter is the same either
+    /// way: one trained on a GPU loads and serves on the managed backend. Default <c>"managed"</c>.</summary>
+    public string Backend { get; set; } = TuningMethods.ManagedBackend;
+
+    /// <summary>Where the backend computes: <c>"cpu"</c>, <c>"cuda"</c>, <c>"cuda:N"</c> or <c>"auto"</c> (a GPU when the backend
+    /// has one, else the CPU). Default <c>"auto"</c>.</summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>Float32, or bf16 autocast (TorchSharp on CUDA). Default Float32.</summary>
+    public ComputePrecision Precision { get; set; } = ComputePrecision.Float32;
+
     /// <summary>Receives the engine's progress after every step and epoch (besides the MLContext log). Default null.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
@@ -95,6 +109,7 @@ public abstract class VitTuningOptionsBase
         WeightDecay = WeightDecay, WarmupEpochs = WarmupEpochs, MinLearningRate = MinLearningRate, GradientClipNorm = GradientClipNorm,
         LabelSmoothing = LabelSmoothing, Seed = seed, ValidationFraction = ValidationFraction,
         CheckpointDirectory = CheckpointDirectory, Resume = Resume, Progress = progress, CancellationToken = cancel,
+        Compute = new ComputeOptions { Backend = Backend, Device = Device, Precision = Precision },
     };
 
     /// <summary>The input size when it is known without loading anything (for estimator-time messages), else 0.</summary>

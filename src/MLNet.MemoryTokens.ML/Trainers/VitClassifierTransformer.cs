@@ -54,16 +54,17 @@ public sealed class VitClassifierTransformer : ImageScoringTransformer
     /// ride along in the config). Load it with <c>mlContext.MulticlassClassification.Trainers.LoadMemoryTokens</c>.</summary>
     public void SaveAdapter(string directory) => Adapter.Save(directory);
 
-    /// <summary>Rebuilds a classifier from an adapter folder on <paramref name="backbone"/> (or the checkpoint it records).</summary>
-    internal static VitClassifierTransformer Load(string directory, Backbone? backbone, string? backbonePath)
+    /// <summary>Rebuilds a classifier from an adapter folder on <paramref name="backbone"/> (or the checkpoint it records), scoring
+    /// on the backend <paramref name="compute"/> names (default: the managed engine).</summary>
+    internal static VitClassifierTransformer Load(string directory, Backbone? backbone, string? backbonePath, ComputeOptions? compute = null)
     {
         var adapter = Adapter.Load(directory);
         var metadata = ComponentMetadata.Read(adapter);
         if (metadata is not null && metadata.Component != Kind)
             throw new InvalidDataException($"'{directory}' holds a {metadata.Component}, not a classifier.");
         var resolved = BackboneCache.ForAdapter(adapter, backbone, backbonePath);
-        if (TuningMethods.Get(adapter.Config.Method).TrainsBackbone) resolved = BackboneCache.PrivateCopy(resolved);   // the adapter's weights are copied into it
-        var model = adapter.CreateModel(resolved, directory);
+        if (TuningMethods.Get(adapter.Config.Method).TrainsBackbone && compute is not { IsManaged: false }) resolved = BackboneCache.PrivateCopy(resolved);   // the adapter's weights are copied into it
+        var model = adapter.CreateModel(resolved, directory, compute: compute);
         var preprocess = adapter.Config.Preprocess with { InputSize = adapter.Config.ImageSize };
         var input = new ImageInput(metadata?.ImageColumn ?? "Image", metadata?.ImageFolder, preprocess);
         var columns = metadata?.OutputColumns is { Length: 2 } names ? names : ["Score", "PredictedLabel"];

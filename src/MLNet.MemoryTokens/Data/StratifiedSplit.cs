@@ -1,7 +1,7 @@
 namespace MLNet.MemoryTokens.Data;
 
 /// <summary>Splits indices per class with a seeded shuffle, so each class keeps its share in both parts.</summary>
-internal static class StratifiedSplit
+public static class StratifiedSplit
 {
     /// <summary>
     /// Per class, round(n × <paramref name="validationFraction"/>) randomly chosen images go to validation, the rest to

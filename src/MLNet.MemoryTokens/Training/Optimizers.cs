@@ -7,7 +7,9 @@ namespace MLNet.MemoryTokens.Training;
 /// <summary>Which optimizer a run uses.</summary>
 public enum OptimizerKind { AdamW, Sgd }
 
-/// <summary>An optimizer over named parameters, with its state exposed as tensors so a checkpoint can save and restore it.</summary>
+/// <summary>An optimizer over named parameters, with its state exposed as tensors so a checkpoint can save and restore it.
+/// It owns the whole update of a step — clearing the gradients, clipping them, stepping — so a backend whose parameters live on
+/// a device (<see cref="IDeviceTrainingStep"/>) does all three there; the engine's optimizers work on the host tensors.</summary>
 public abstract class Optimizer
 {
     /// <summary>Weight decay applies to matrices (Linear and conv weights); never to biases, norms, position embedding or
@@ -16,12 +18,28 @@ public abstract class Optimizer
 
     public abstract void Step(IReadOnlyList<TrainableParameter> parameters, float learningRate);
 
+    /// <summary>Clears the gradients backward accumulates into (before each step's backward).</summary>
+    public virtual void ClearGradients(IReadOnlyList<TrainableParameter> parameters)
+    {
+        foreach (var p in parameters) Array.Clear(p.Grad.Data);
+    }
+
+    /// <summary>Global gradient-norm clipping (<see cref="GradientClipping.ClipGlobalNorm"/>): returns the norm before clipping.</summary>
+    public virtual double ClipGradients(IReadOnlyList<TrainableParameter> parameters, float maxNorm) => GradientClipping.ClipGlobalNorm(parameters, maxNorm);
+
+    /// <summary>Makes the parameters' host values (<see cref="TrainableParameter.Value"/>) current, before a checkpoint or an
+    /// adapter reads them: nothing for the engine's optimizers, which update them there; a device optimizer copies them back.</summary>
+    public virtual void CopyParametersToHost() { }
+
+    /// <summary>The reverse, after a checkpoint restored the host values: a device optimizer copies them to the device.</summary>
+    public virtual void CopyParametersFromHost() { }
+
     /// <summary>State tensors by name (e.g. "m/head.weight"), for checkpoints.</summary>
     public abstract IReadOnlyDictionary<string, Tensor> State { get; }
     public long Steps { get; protected set; }
 
     /// <summary>Restores state saved from <see cref="State"/>; shapes must match.</summary>
-    public void LoadState(IReadOnlyDictionary<string, Tensor> state, long steps)
+    public virtual void LoadState(IReadOnlyDictionary<string, Tensor> state, long steps)
     {
         foreach (var (name, t) in State)
         {

@@ -53,27 +53,38 @@ public static class Trainer
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;
         if (valSet is { Count: 0 }) valSet = null;
-        // the method table builds the model and the step that trains it; the loop below is the same for every method
-        var compute = TuningMethods.Compute(tuning.Method);
+        // the method table builds the model and the step that trains it, on the backend and device asked for; the loop below
+        // is the same for every method and backend
+        var compute = TuningMethods.Compute(tuning.Method, options.Compute);
         var model = compute.CreateModel(backbone.Model, tuning, classes, options.Seed);
         var context = new StepContext(backbone, trainSet, tuning, options.BatchSize, cancel,
             n => Report(options, new TrainingProgress(n.Phase, n.AfterTraining ? options.Epochs : 0, options.Epochs, 0, 0, double.NaN, n.ImagesPerSecond, n.Eta, Message: n.Message)));
         using var step = compute.CreateTrainingStep(model, context);
-        var optimizer = Optimizer.Create(options.Optimizer, step.Parameters, options.WeightDecay, options.Momentum);
+        var optimizer = CreateOptimizer(step, options);
         var history = new List<EpochMetrics>();
         int startEpoch = 0;
         var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory, RunIdentity.Of(backbone, trainSet, tuning, options));
         if (options.Resume && checkpoint!.Exists)
         {
             startEpoch = checkpoint.Restore(model, optimizer, history, tuning);
+            optimizer.CopyParametersFromHost();
             Report(options, new TrainingProgress("resume", startEpoch, options.Epochs, optimizer.Steps, 0, double.NaN, 0, TimeSpan.Zero, Message: $"resumed after epoch {startEpoch} from {checkpoint.Directory}"));
         }
         RunEpochs("train", step, trainSet, Validation(step, valSet, classes, options), classes, options, optimizer, startEpoch, history,
-            epochsDone => checkpoint?.Save(model, optimizer, history, tuning, epochsDone));
+            epochsDone =>
+            {
+                if (checkpoint is null) return;
+                optimizer.CopyParametersToHost();
+                checkpoint.Save(model, optimizer, history, tuning, epochsDone);
+            });
+        optimizer.CopyParametersToHost();
         // a method may train on in further phases (from epoch 1, a fresh optimizer over that phase's parameters)
         for (var phase = step.NextPhase(); phase is not null; phase = phase.Step.NextPhase())
-            RunEpochs(phase.Name, phase.Step, trainSet, Validation(phase.Step, valSet, classes, options), classes, options,
-                Optimizer.Create(options.Optimizer, phase.Step.Parameters, options.WeightDecay, options.Momentum), 0, history, null);
+        {
+            var phaseOptimizer = CreateOptimizer(phase.Step, options);
+            RunEpochs(phase.Name, phase.Step, trainSet, Validation(phase.Step, valSet, classes, options), classes, options, phaseOptimizer, 0, history, null);
+            phaseOptimizer.CopyParametersToHost();
+        }
         var trainingInfo = new Dictionary<string, JsonElement>
         {
             ["options"] = JsonSerializer.SerializeToElement(new
@@ -84,7 +95,9 @@ public static class Trainer
             }),
             ["history"] = JsonSerializer.SerializeToElement(history),
         };
-        var adapter = Adapter.From(model, backbone, tuning, trainSet.ClassNames, TrainingPreprocess(backbone), trainingInfo);
+        if (!options.Compute.IsManaged)   // managed adapters stay as they were: the compute is recorded when it was another backend
+            trainingInfo["compute"] = JsonSerializer.SerializeToElement(new { options.Compute.Backend, options.Compute.Device, Precision = options.Compute.Precision.ToString() });
+        var adapter = Adapter.From(model, backbone, tuning, trainSet.ClassNames, TrainingPreprocess(backbone), trainingInfo, compute);
         return new TrainingResult(adapter, model, history);
     }
 
@@ -117,9 +130,9 @@ public static class Trainer
                 long globalStep = optimizer.Steps;
                 float lr = schedule.At(globalStep);
                 guard.Observe(loss, globalStep + 1, epoch + 1, b + 1, lr);   // non-finite, or far above its start: stop, naming the step
-                foreach (var p in parameters) Array.Clear(p.Grad.Data);
+                optimizer.ClearGradients(parameters);
                 step.Backward(dLogits);
-                double norm = GradientClipping.ClipGlobalNorm(parameters, options.GradientClipNorm);
+                double norm = optimizer.ClipGradients(parameters, options.GradientClipNorm);
                 if (!double.IsFinite(norm))
                     throw new TrainingDivergedException($"Training stopped: the gradient norm became {norm} at step {globalStep + 1} (epoch {epoch + 1}, batch {b + 1}).");
                 optimizer.Step(parameters, lr);
@@ -138,6 +151,11 @@ public static class Trainer
                 Message: phase == "train" ? null : phase));
         }
     }
+
+    /// <summary>The optimizer of a step's parameters: on the device for a step whose parameters live there, else the engine's.</summary>
+    static Optimizer CreateOptimizer(ITrainingStep step, TrainingOptions o) => step is IDeviceTrainingStep device
+        ? device.CreateOptimizer(o.Optimizer, o.WeightDecay, o.Momentum)
+        : Optimizer.Create(o.Optimizer, step.Parameters, o.WeightDecay, o.Momentum);
 
     /// <summary>Logits [N, C] of a model on prepared images, in batches (no activations kept).</summary>
     public static Tensor PredictLogits(ITunedModel model, PreparedImages data, int batchSize = 32, CancellationToken cancel = default) =>

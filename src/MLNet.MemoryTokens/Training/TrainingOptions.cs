@@ -1,3 +1,5 @@
+using MLNet.MemoryTokens.Tuning;
+
 namespace MLNet.MemoryTokens.Training;
 
 /// <summary>How to train: schedule, optimizer, regularisation, repeatability, reporting and control.</summary>
@@ -30,6 +32,8 @@ public sealed record TrainingOptions
     public bool Resume { get; init; }
     public IProgress<TrainingProgress>? Progress { get; init; }
     public CancellationToken CancellationToken { get; init; }
+    /// <summary>Which backend computes the run and on what device (default: the managed engine on the CPU).</summary>
+    public ComputeOptions Compute { get; init; } = ComputeOptions.Managed;
 
     public void Validate()
     {
@@ -42,6 +46,8 @@ public sealed record TrainingOptions
         if (WeightDecay < 0 || GradientClipNorm < 0 || WarmupEpochs < 0) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "Weight decay, clip norm and warm-up cannot be negative.");
         if (!(DivergenceFactor >= 0) || double.IsInfinity(DivergenceFactor)) throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), DivergenceFactor, "The divergence factor must be a finite number, 0 or more (0: off).");
         if (Resume && CheckpointDirectory is null) throw new ArgumentException("Resume needs a checkpoint directory.");
+        ArgumentNullException.ThrowIfNull(Compute);
+        Compute.Validate();
     }
 }
 

@@ -64,11 +64,13 @@ public sealed class Adapter
 
     public Adapter(AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors) { Config = config; Tensors = tensors; }
 
-    /// <summary>Captures the trained parts of a model: the method table says which config fields and extra tensors its method records.</summary>
-    public static Adapter From(ITunedModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess, Dictionary<string, JsonElement>? training = null)
+    /// <summary>Captures the trained parts of a model: the method table says which config fields and extra tensors its method
+    /// records (<paramref name="compute"/>: the backend's compute that built the model; default the managed engine's).</summary>
+    public static Adapter From(ITunedModel model, Backbone backbone, TuningOptions tuning, IReadOnlyList<string> labels, PreprocessConfig preprocess,
+        Dictionary<string, JsonElement>? training = null, IMethodCompute? compute = null)
     {
         var tensors = model.Parameters.ToDictionary(p => p.Name, p => p.Value.Clone());
-        foreach (var (name, t) in TuningMethods.Compute(tuning.Method).AdapterExtras(model)) tensors[name] = t;
+        foreach (var (name, t) in (compute ?? TuningMethods.Compute(tuning.Method)).AdapterExtras(model)) tensors[name] = t;
         var config = new AdapterConfig
         {
             Method = tuning.Method, ClassLabels = labels.ToArray(), ImageSize = backbone.Model.Config.ImageSize, Preprocess = preprocess,
@@ -151,20 +153,22 @@ public sealed class Adapter
     /// extends given resolved).</summary>
     public TuningOptions RecordedOptions(IReadOnlyList<Adapter> extends) => TuningMethods.Get(Config.Method).ReadAdapter(Config, extends);
 
-    /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in). An extension
-    /// (<see cref="AdapterConfig.Extends"/>) also needs the adapters it extends: given, or loaded from where they were saved.</summary>
-    public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>", IReadOnlyList<Adapter>? extends = null)
+    /// <summary>Rebuilds the trainable model from these tensors on a matching backbone (the tensors are copied in), on the
+    /// backend and device <paramref name="compute"/> names (default: the managed engine): an adapter trained on any backend
+    /// serves on any other. An extension (<see cref="AdapterConfig.Extends"/>) also needs the adapters it extends: given, or
+    /// loaded from where they were saved.</summary>
+    public ITunedModel CreateModel(Backbone backbone, string where = "<adapter>", IReadOnlyList<Adapter>? extends = null, ComputeOptions? compute = null)
     {
         EnsureMatches(backbone, where);
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
-        var compute = TuningMethods.Compute(Config.Method);
+        var methodCompute = TuningMethods.Compute(Config.Method, compute ?? ComputeOptions.Managed);
         var options = RecordedOptions(earlier);
         try { options.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }
-        var model = compute.CreateModel(backbone.Model, options, Config.ClassLabels.Length, seed: 0);
-        compute.PrepareForAdapter(model, Tensors);
-        CopyTo(model, where);
+        var model = methodCompute.CreateModel(backbone.Model, options, Config.ClassLabels.Length, seed: 0);
+        methodCompute.PrepareForAdapter(model, Tensors);
+        CopyTo(model, where, methodCompute);
         return model;
     }
 
@@ -177,10 +181,11 @@ public sealed class Adapter
         return t;
     }
 
-    /// <summary>Copies the tensors into the model's parameters, each checked by name and shape.</summary>
-    internal void CopyTo(ITunedModel model, string where)
+    /// <summary>Copies the tensors into the model's parameters, each checked by name and shape (<paramref name="compute"/>: the
+    /// backend's compute that built the model, which says what else its adapter holds; default the managed engine's).</summary>
+    internal void CopyTo(ITunedModel model, string where, IMethodCompute? compute = null)
     {
-        var needed = model.Parameters.Select(p => p.Name).Concat(TuningMethods.Compute(Config.Method).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
+        var needed = model.Parameters.Select(p => p.Name).Concat((compute ?? TuningMethods.Compute(Config.Method)).AdapterExtras(model).Select(kv => kv.Key)).ToHashSet();
         if (Tensors.Keys.FirstOrDefault(k => !needed.Contains(k)) is string extra)
             throw new InvalidDataException($"Adapter '{where}' has a tensor '{extra}' that method {Config.Method} does not have: the weights do not belong to this config.");
         foreach (var p in model.Parameters)

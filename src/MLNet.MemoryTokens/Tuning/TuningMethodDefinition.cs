@@ -52,7 +52,7 @@ public sealed record OwnedOption(Func<TuningOptions, bool> IsSet, Func<TuningOpt
 
 /// <summary>How one method computes on one backend: its model (forward and backward) and its training step, and what its
 /// adapter keeps beyond the trainable parameters. The managed engine's comes with each method; another backend (a GPU one)
-/// registers its own with <see cref="TuningMethods.RegisterCompute"/>. Models of every backend name their parameters the same,
+/// registers its own with <see cref="TuningMethods.RegisterCompute(TuningMethod, string, Func{ComputeOptions, IMethodCompute})"/>. Models of every backend name their parameters the same,
 /// so an adapter trained on one serves on another.</summary>
 public interface IMethodCompute
 {

@@ -4,35 +4,47 @@ using System.Text.Json;
 
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
-/// <summary><c>mmt bench</c>: our figures and PyTorch's for the same work, from one run, with ratios; one file per benchmark
-/// in this folder.</summary>
+/// <summary><c>mmt bench</c>: our figures and PyTorch's for the same work, from one run, with ratios (and, with
+/// <c>--backend torchsharp</c>, the TorchSharp backend's in the same process); one file per benchmark in this folder.</summary>
 /// <remarks>PyTorch runs as a child process (reference/bench_torch.py with the given python, Debian's python3-torch);
-/// both sides use the same thread count, shapes and timing rule (median of repeated runs after a warm-up).</remarks>
+/// every side uses the same thread count, shapes and timing rule (median of repeated runs after a warm-up).</remarks>
 internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmark against PyTorch side by side: infer, gemm, train, vqt, multitask.");
+        var cmd = new Command("bench", "Benchmark against PyTorch (and the TorchSharp backend) side by side: infer, gemm, train, vqt, multitask, memory.");
         cmd.Subcommands.Add(InferBench.Create());
         cmd.Subcommands.Add(GemmBench.Create());
         cmd.Subcommands.Add(TrainBench.Create());
         cmd.Subcommands.Add(MultiTaskBench.Create());
         cmd.Subcommands.Add(VqtBench.Create());
+        cmd.Subcommands.Add(MemoryBench.Create());
         return cmd;
     }
 
-    internal sealed record Shared(Option<int> Threads, Option<double> Seconds, Option<string> Python, Option<string?> Script, Option<bool> NoTorch);
+    internal sealed record Shared(Option<int> Threads, Option<double> Seconds, Option<string> Python, Option<string?> Script, Option<bool> NoTorch, BackendOptions? Backend)
+    {
+        /// <summary>The TorchSharp backend's compute options when <c>--backend torchsharp</c> asks for its figures too (LibTorch
+        /// loaded and set to the same thread count), else null.</summary>
+        public MLNet.MemoryTokens.Tuning.ComputeOptions? TorchSharp(ParseResult r)
+        {
+            var compute = Backend?.Resolve(r, r.GetValue(Threads));
+            return compute is null || compute.IsManaged ? null : compute;
+        }
+    }
 
-    internal static Shared AddShared(Command cmd)
+    /// <param name="torchSharp">The benchmark also measures the TorchSharp backend when asked (<c>--backend torchsharp</c>).</param>
+    internal static Shared AddShared(Command cmd, bool torchSharp = false)
     {
         var s = new Shared(
             new Option<int>("--threads") { Description = "Threads for both sides.", DefaultValueFactory = _ => 2 },
             new Option<double>("--seconds") { Description = "Minimum timed seconds per figure.", DefaultValueFactory = _ => 5 },
             new Option<string>("--python") { Description = "Python with torch (Debian python3-torch).", DefaultValueFactory = _ => "/usr/bin/python3" },
             new Option<string?>("--torch-script") { Description = "Path of reference/bench_torch.py (default: found from the current folder upwards)." },
-            new Option<bool>("--no-torch") { Description = "Only our figures." });
+            new Option<bool>("--no-torch") { Description = "Without PyTorch's figures." },
+            null!);
         cmd.Options.Add(s.Threads); cmd.Options.Add(s.Seconds); cmd.Options.Add(s.Python); cmd.Options.Add(s.Script); cmd.Options.Add(s.NoTorch);
-        return s;
+        return torchSharp ? s with { Backend = BackendOptions.AddTo(cmd, "managed (default): our figures and PyTorch's; torchsharp: the TorchSharp backend's too, in this process, with ratios.") } : s;
     }
 
     internal static List<Dictionary<string, double>> RunTorch(ParseResult r, Shared s, string[] args)

@@ -12,7 +12,7 @@ internal static class TrainBench
     public static Command Create()
     {
         var cmd = new Command("train", "One training step (forward, cross-entropy, backward, AdamW) at batch B: memory tokens (backbone frozen) or full fine-tuning.");
-        var s = BenchCommand.AddShared(cmd);
+        var s = BenchCommand.AddShared(cmd, torchSharp: true);
         var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
         var method = new Option<string>("--method") { DefaultValueFactory = _ => "memory" };
         method.AcceptOnlyFromAmong("memory", "full");
@@ -49,16 +49,21 @@ internal static class TrainBench
                 optimizer.Step(adapted.Parameters, 1e-4f);
             }
             Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads{(n > 1 ? $", {n} rounds" : "")}");
-            var (ours, torches, peaks) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>());
+            var sharpCompute = s.TorchSharp(r);
+            var sharpBackbone = new Backbone(vit, new MLNet.MemoryTokens.Imaging.PreprocessConfig { InputSize = px }, r.GetValue(model) ?? "random ViT-Ti/16 shape", "bench");
+            var (ours, torches, peaks, sharps) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>(), new List<MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchFigure>());
             for (int k = 0; k < n; k++)
             {
                 ours.Add(Timing.Median(Step, r.GetValue(s.Seconds)));
                 peaks.Add(Timing.PeakRssMb());
+                // the TorchSharp backend's step as the trainer runs it there (its model, step and device optimizer from the method table)
+                if (sharpCompute is not null) sharps.Add(MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.TrainingStep(sharpBackbone, tuning, b, sharpCompute, r.GetValue(s.Seconds)));
                 if (!r.GetValue(s.NoTorch))
                     torches.Add(BenchCommand.RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
                         .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First());
                 if (n > 1)
-                    Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
+                    Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (sharps.Count > k ? $", TorchSharp {sharps[k].ImagesPerSecond:F1} img/s, {sharps[k].MedianMilliseconds / 1000 / ours[k]:F2}x" : "") +
+                                      (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
             }
             double sec = Timing.MedianOf(ours);
             Dictionary<string, double>? torch = torches.Count == 0 ? null : new()
@@ -66,9 +71,13 @@ internal static class TrainBench
                 ["images_per_second"] = Timing.MedianOf(torches.Select(t => t["images_per_second"])), ["seconds"] = Timing.MedianOf(torches.Select(t => t["seconds"])),
                 ["peak_rss_mb"] = torches.Max(t => t["peak_rss_mb"]),
             };
-            BenchReport.Print([("images/s", b / sec, torch?.GetValueOrDefault("images_per_second"), true),
-                          ("ms per step", sec * 1000, torch is null ? null : torch["seconds"] * 1000, false),
-                          ("peak RSS MB", peaks.Max(), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            double? sharpMs = sharps.Count == 0 ? null : Timing.MedianOf(sharps.Select(f => f.MedianMilliseconds));
+            if (sharps.Count > 0) Console.WriteLine($"TorchSharp backend: {sharps[0].Device}, {sharps[0].Precision}, LibTorch from {MLNet.MemoryTokens.TorchSharp.Native.TorchBackend.LoadedFrom}");
+            BenchReport.Print([("images/s", b / sec, sharpMs is double ms ? b / (ms / 1000) : null, torch?.GetValueOrDefault("images_per_second"), true),
+                          ("ms per step", sec * 1000, sharpMs, torch is null ? null : torch["seconds"] * 1000, false),
+                          ("peak RSS MB", peaks.Max(), sharps.Count == 0 ? null : sharps.Max(f => f.PeakRssMb), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            if (n > 1 && sharps.Count == n)
+                Console.WriteLine($"managed vs TorchSharp, median of the {n} rounds' ratios: {Timing.MedianOf(sharps.Select((f, k) => f.MedianMilliseconds / 1000 / ours[k])):F2}x");
             if (n > 1 && torches.Count == n)
                 Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Timing.MedianOf(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;

@@ -14,7 +14,7 @@ internal static class VqtBench
     public static Command Create()
     {
         var cmd = new Command("vqt", "A VQT training step at batch B: 'cached' (an epoch from the key/value cache) or 'first' (the first epoch: backbone pass filling the cache, then the query paths).");
-        var s = BenchCommand.AddShared(cmd);
+        var s = BenchCommand.AddShared(cmd, torchSharp: true);
         var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
         var mode = new Option<string>("--mode") { DefaultValueFactory = _ => "cached" };
         mode.AcceptOnlyFromAmong("cached", "first");
@@ -60,19 +60,26 @@ internal static class VqtBench
                 : () => { vqt.CaptureInto(x, cache, indices); Train(cache.Load(indices)); };
             double sec = Timing.Median(step, r.GetValue(s.Seconds));
             double cacheMb = cache.TotalBytes / 1e6;
+            double peak = Timing.PeakRssMb() - cacheMb;
+            // the TorchSharp backend's VQT step from its own (F16) cache, as the trainer runs it there; its 'first' epoch is not measured
+            var sharpCompute = s.TorchSharp(r);
+            if (sharpCompute is not null && m != "cached") Console.WriteLine("TorchSharp backend: measured for --mode cached only");
+            var sharp = sharpCompute is null || m != "cached" ? null : MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.TrainingStep(
+                new Backbone(vit, new MLNet.MemoryTokens.Imaging.PreprocessConfig { InputSize = px }, r.GetValue(model) ?? "random ViT-Ti/16 shape", "bench"),
+                new TuningOptions { Method = TuningMethods.Find("vqt")!.Method, QueryTokens = t, CacheDType = TensorDType.F16 }, b, sharpCompute, r.GetValue(s.Seconds));
+            if (sharp is not null) Console.WriteLine($"TorchSharp backend: {sharp.Device}, {sharp.Precision}, LibTorch from {MLNet.MemoryTokens.TorchSharp.Native.TorchBackend.LoadedFrom}; its peak includes its own cache");
             Console.WriteLine($"VQT step ({m}), T={t}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads; our cache F16 {cacheMb:F1} MB for these {b} images (in the RSS figure)");
-            var rows = new List<(string, double, double?, bool)>();
+            var rows = new List<(string, double, double?, double?, bool)>();
             var torchRuns = r.GetValue(s.NoTorch) ? [] : r.GetValue(torchModes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(tm =>
                 (tm, BenchCommand.RunTorch(r, s, ["vqt", "--mode", tm, "--queries", t.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
                     .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First())).ToList();
             double ours = b / sec;
-            if (torchRuns.Count == 0) rows.Add(("images/s", ours, null, true));
-            foreach (var (tm, res) in torchRuns) rows.Add(($"images/s vs PyTorch {tm}", ours, res["images_per_second"], true));
+            if (torchRuns.Count == 0) rows.Add(("images/s", ours, sharp?.ImagesPerSecond, null, true));
+            foreach (var (tm, res) in torchRuns) rows.Add(($"images/s vs PyTorch {tm}", ours, sharp?.ImagesPerSecond, res["images_per_second"], true));
             // peak resident memory during the timed steps, each side less the cache it holds (ours: F16 keys/values;
-            // PyTorch's cached mode: its float32 block inputs)
-            double peak = Timing.PeakRssMb() - cacheMb;
-            if (torchRuns.Count == 0) rows.Add(("peak RSS MB less cache", peak, null, false));
-            foreach (var (tm, res) in torchRuns) rows.Add(($"peak MB less cache vs {tm}", peak, res["peak_rss_mb"] - res.GetValueOrDefault("cache_mb"), false));
+            // PyTorch's cached mode: its float32 block inputs); TorchSharp's with its cache
+            if (torchRuns.Count == 0) rows.Add(("peak RSS MB less cache", peak, sharp?.PeakRssMb, null, false));
+            foreach (var (tm, res) in torchRuns) rows.Add(($"peak MB less cache vs {tm}", peak, sharp?.PeakRssMb, res["peak_rss_mb"] - res.GetValueOrDefault("cache_mb"), false));
             BenchReport.Print(rows);
             return 0;
         }));

@@ -16,7 +16,7 @@ namespace MLNet.MemoryTokens.Tuning.QueryTuning;
 /// once per image (<see cref="CaptureInto"/> a cache, or <see cref="CaptureKeyValues"/>) and training runs only the query paths
 /// (<see cref="ForwardCached"/>).
 /// </remarks>
-public sealed class QueryTunedVit : ITunedModel
+public sealed class QueryTunedVit : IQueryFeatures
 {
     public VisionTransformer Backbone { get; }
     public int QueryTokens { get; }
@@ -244,6 +244,13 @@ public sealed class QueryTunedVit : ITunedModel
         KeptFeatures = kept;
         int at = _parameters.FindIndex(p => p.Name == "head.weight");
         _parameters[at] = new TrainableParameter("head.weight", head);
+    }
+
+    /// <summary>Feature vectors [B, <see cref="HeadInput"/>] of normalised images (a forward without dropout).</summary>
+    public Tensor Features(Tensor images)
+    {
+        Forward(images, keepForBackward: false);
+        return LastFeatures(images.Shape[0]);
     }
 
     /// <summary>The VQT feature vector of the last forward, as the head reads it: [B, D·(1 + L·T)], or [B, K] after compression.</summary>
