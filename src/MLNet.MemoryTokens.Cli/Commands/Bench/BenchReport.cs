@@ -1,15 +1,23 @@
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
-/// <summary>Prints figure rows as a table: ours, PyTorch's, and ours/PyTorch (or PyTorch/ours where lower is better).</summary>
+/// <summary>Prints figure rows as a table: ours, each anchor's, and per anchor the speed-up ours/anchor (anchor/ours where lower
+/// is better, so above 1 always means ours is ahead).</summary>
 internal static class BenchReport
 {
-    public static void Print(IEnumerable<(string Name, double Ours, double? Torch, bool HigherIsBetter)> rows)
+    public static void Print(IEnumerable<(string Name, double Ours, double? Torch, bool HigherIsBetter)> rows) =>
+        Print(["PyTorch"], rows.Select(r => (r.Name, r.Ours, new[] { r.Torch }, r.HigherIsBetter)));
+
+    public static void Print(IReadOnlyList<string> anchors, IEnumerable<(string Name, double Ours, double?[] Anchors, bool HigherIsBetter)> rows)
     {
-        Console.WriteLine($"{"figure",-28} {"ours",12} {"PyTorch",12} {"speed-up",9}");
-        foreach (var (name, ours, torch, higher) in rows)
+        Console.WriteLine($"{"figure",-28} {"ours",12}" + string.Concat(anchors.Select(a => $" {a,12}")) + string.Concat(anchors.Select(a => $" {"vs " + Short(a),12}")));
+        foreach (var (name, ours, values, higher) in rows)
         {
-            string ratio = torch is double t && t > 0 && ours > 0 ? $"{(higher ? ours / t : t / ours):F2}x" : "-";
-            Console.WriteLine($"{name,-28} {ours,12:F1} {(torch is double tt ? tt.ToString("F1") : "-"),12} {ratio,9}");
+            string line = $"{name,-28} {ours,12:F1}";
+            foreach (var v in values) line += $" {(v is double t ? t.ToString("F1") : "-"),12}";
+            foreach (var v in values) line += $" {(v is double t && t > 0 && ours > 0 ? $"{(higher ? ours / t : t / ours):F2}x" : "-"),12}";
+            Console.WriteLine(line);
         }
     }
+
+    static string Short(string anchor) => anchor switch { "ONNX Runtime" => "ORT", _ => anchor };
 }
