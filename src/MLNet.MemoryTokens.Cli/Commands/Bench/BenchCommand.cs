@@ -19,6 +19,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(TrainBench.Create());
         cmd.Subcommands.Add(MultiTaskBench.Create());
         cmd.Subcommands.Add(VqtBench.Create());
+        cmd.Subcommands.Add(E2eBench.Create());
         return cmd;
     }
 
