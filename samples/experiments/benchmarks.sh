@@ -15,12 +15,13 @@
 #   SMOKE=1 samples/experiments/benchmarks.sh                 every command once with tiny settings (a minute or two): checks
 #                                                             the script end to end; writes /tmp/mmt-benchmarks.smoke.txt
 # Knobs: SECONDS_PER_FIGURE (default 5), ROUNDS (training rounds at vit_tiny, default 3), OUT (the raw output file),
-#        IMAGES (JPEG folder for e2e, default ../shared/testdata/imagenet), PYTHON (default /usr/bin/python3).
+#        IMAGES (JPEG folder for e2e, default $MMT_SHARED_DIR or ../shared, then testdata/imagenet), PYTHON (default /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MODEL=${1:-../shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensors}
+SHARED=${MMT_SHARED_DIR:-../shared}   # the real checkpoint and photos (../shared beside the repo; MMT_SHARED_DIR in a worktree)
+MODEL=${1:-$SHARED/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensors}
 [ -f "$MODEL" ] && WITH_MODEL=(--model "$MODEL") || WITH_MODEL=()
-IMAGES=${IMAGES:-../shared/testdata/imagenet}
+IMAGES=${IMAGES:-$SHARED/testdata/imagenet}
 PYTHON=${PYTHON:-/usr/bin/python3}
 if [ "${SMOKE:-0}" = 1 ]; then
   SEC=${SECONDS_PER_FIGURE:-0.2}; ROUNDS=${ROUNDS:-1}; OUT=${OUT:-/tmp/mmt-benchmarks.smoke.txt}
