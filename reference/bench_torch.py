@@ -42,24 +42,46 @@ def timed(fn, min_seconds, warmup=2):
     while i < warmup or time.perf_counter() - start < 2.0:
         fn()
         i += 1
-    times = []
+    times, cpus = [], []
     start = time.perf_counter()
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         if time.perf_counter() - start >= min_seconds and len(times) >= 3:
             break
     times.sort()
+    cpus.sort()
+    LAST_CPU[0] = cpus[len(cpus) // 2]   # CPU seconds (user + system, all threads) of a median call: robust on a shared machine
     return times[len(times) // 2]
 
 
-# (name, M, N, K): ViT-Ti/16 linear layers at batch 32 (M = 32*197 tokens), as y = x @ W^T.
-VIT_TI_GEMMS = [("qkv", 6304, 576, 192), ("proj", 6304, 192, 192), ("fc1", 6304, 768, 192), ("fc2", 6304, 192, 768)]
+LAST_CPU = [0.0]
+
+
+# timm's shapes (patch 16): width, depth, heads; MLP 4x width (the same table as export_onnx.py)
+ARCHS = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6), "vit_base": (768, 12, 12)}
+
+
+def make_model(args):
+    """The reference ViT: the checkpoint's weights, or random ones of the --arch shape (the same compute)."""
+    from vit_reference import VisionTransformer, load_timm_state_dict
+    if args.model:
+        return VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size)
+    d, depth, heads = ARCHS[args.arch]
+    return VisionTransformer(img_size=args.image_size, embed_dim=d, depth=depth, num_heads=heads)
+
+
+def linear_shapes(args):
+    """(name, M, N, K) of a block's linear layers at the batch (M = batch x tokens), as y = x @ W^T."""
+    d = ARCHS[args.arch][0]
+    m = args.batch * ((args.image_size // 16) ** 2 + 1)
+    return [("qkv", m, 3 * d, d), ("proj", m, d, d), ("fc1", m, 4 * d, d), ("fc2", m, d, 4 * d)]
 
 
 def bench_gemm(args):
-    for name, m, n, k in VIT_TI_GEMMS:
+    for name, m, n, k in linear_shapes(args):
         x = torch.randn(m, k)
         w = torch.randn(n, k)
         out = torch.empty(m, n)
@@ -69,24 +91,20 @@ def bench_gemm(args):
 
 
 def bench_infer(args):
-    from vit_reference import VisionTransformer, load_timm_state_dict
-    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
-        else VisionTransformer(img_size=args.image_size)
+    model = make_model(args)
     model.eval()
     x = torch.randn(args.batch, 3, args.image_size, args.image_size)
     with torch.no_grad():
         sec = timed(lambda: model(x), args.seconds)
     print(json.dumps({"bench": "infer", "batch": args.batch, "image_size": args.image_size, "seconds": sec,
-                      "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
+                      "images_per_second": args.batch / sec, "cpu_seconds": LAST_CPU[0], "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def bench_train(args):
     """One training step (forward, CE, backward, AdamW) at batch B: memory tokens (memory + class token + head trainable,
     backbone frozen: no weight gradients), or full fine-tuning (everything trainable)."""
     import torch.nn.functional as F
-    from vit_reference import VisionTransformer, load_timm_state_dict
-    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
-        else VisionTransformer(img_size=args.image_size)
+    model = make_model(args)
     model.train()
     D, L = model.embed_dim, len(model.blocks)
     head = torch.nn.Linear(D, args.classes)
@@ -112,7 +130,7 @@ def bench_train(args):
 
     sec = timed(step, args.seconds)
     print(json.dumps({"bench": "train", "method": args.method, "tokens": args.tokens, "batch": args.batch, "image_size": args.image_size,
-                      "seconds": sec, "images_per_second": args.batch / sec, "peak_rss_mb": peak_rss_mb()}), flush=True)
+                      "seconds": sec, "images_per_second": args.batch / sec, "cpu_seconds": LAST_CPU[0], "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def vqt_query_path(blk, q_tokens, t_normed_kv, B):
@@ -141,9 +159,7 @@ def bench_vqt(args):
     detached  - the backbone runs under no_grad each step (what a first epoch must do), then the query paths with grad;
     recompute - the backbone runs under autograd each step (the official code's way: the whole stream kept for backward)."""
     import torch.nn.functional as F
-    from vit_reference import VisionTransformer, load_timm_state_dict
-    model = VisionTransformer.from_state_dict(load_timm_state_dict(args.model), img_size=args.image_size) if args.model \
-        else VisionTransformer(img_size=args.image_size)
+    model = make_model(args)
     for p in model.parameters():
         p.requires_grad_(False)
     L, D, T, B = len(model.blocks), model.embed_dim, args.queries, args.batch
@@ -212,6 +228,7 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--model", default=None)
+    p.add_argument("--arch", choices=sorted(ARCHS), default="vit_tiny", help="random weights of this shape (ignored with --model)")
     p.add_argument("--seconds", type=float, default=3.0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

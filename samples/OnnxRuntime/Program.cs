@@ -10,6 +10,8 @@ using MLNet.MemoryTokens.Tuning;
 using OnnxRuntimeSample;
 
 // dotnet run --project samples/OnnxRuntime -c Release -- predict <model.onnx> <image> <output>
+// dotnet run --project samples/OnnxRuntime -c Release -- bench-infer <model.onnx> [--batch 32] [--image-size 224] [--threads 2] [--seconds 5]
+//     (the ONNX Runtime side of `mmt bench infer`: one JSON line, timed as the engine's side is)
 // dotnet run --project samples/OnnxRuntime -c Release -- bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224]
 //     [--threads 2] [--seconds 10] [--model checkpoint.safetensors]
 if (args.Length == 4 && args[0] == "predict")
@@ -18,7 +20,9 @@ if (args.Length == 4 && args[0] == "predict")
     return 0;
 }
 if (args.Length >= 1 && args[0] == "bench-multitask") return MultiTaskBench.Run(args[1..]);
-Console.Error.WriteLine("usage: predict <model.onnx> <image> <output> | bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224] [--threads 2] [--seconds 10] [--model path]");
+if (args.Length >= 2 && args[0] == "bench-infer") return InferBench.Run(args[1], args[2..]);
+Console.Error.WriteLine("usage: predict <model.onnx> <image> <output> | bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224] [--threads 2] [--seconds 10] [--model path]"
+    + " | bench-infer <model.onnx> [--batch 32] [--image-size 224] [--threads 2] [--seconds 5]");
 return 2;
 
 /// <summary>The masked multi-task pass (original head + T tasks) in ONNX Runtime against the engine's <see cref="MultiTaskVit"/>,
@@ -109,5 +113,66 @@ static class MultiTaskBench
         } while (total.Elapsed.TotalSeconds < 2 * minSeconds || ratios.Count < 5);
         static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
         return (Median(ta), Median(tb), Median(ratios));
+    }
+}
+
+/// <summary>The ONNX Runtime anchor of <c>mmt bench infer</c>: a model's forward on a random batch, CPU provider, all graph
+/// optimisations, the given intra-op threads, sequential execution; timed by the engine's rule (the median of repeated calls after
+/// a warm-up of at least 2 calls and 2 seconds, the peak-RSS counter reset before the warm-up). Prints one JSON line. Runs in its
+/// own process, so its peak memory is its own.</summary>
+static class InferBench
+{
+    public static int Run(string model, string[] args)
+    {
+        string? Arg(string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+        int batch = int.Parse(Arg("--batch") ?? "32"), size = int.Parse(Arg("--image-size") ?? "224"), threads = int.Parse(Arg("--threads") ?? "2");
+        double seconds = double.Parse(Arg("--seconds") ?? "5", System.Globalization.CultureInfo.InvariantCulture);
+        var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        using var session = new InferenceSession(model, options);
+        string input = session.InputNames[0];
+        var x = new float[batch * 3 * size * size];
+        var rng = new Random(1);
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        using var value = OrtValue.CreateTensorValueFromMemory(x, [batch, 3, size, size]);
+        var outputs = session.OutputNames.ToArray();
+        using var run = new RunOptions();
+        void Forward() { using var r = session.Run(run, [input], [value], outputs); }
+        ResetPeakRss();
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || warm.Elapsed.TotalSeconds < 2; i++) Forward();
+        var (times, cpus) = (new List<double>(), new List<double>());
+        var proc = Process.GetCurrentProcess();
+        var total = Stopwatch.StartNew();
+        do
+        {
+            proc.Refresh();
+            var cpu0 = proc.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            Forward();
+            times.Add(sw.Elapsed.TotalSeconds);
+            proc.Refresh();
+            cpus.Add((proc.TotalProcessorTime - cpu0).TotalSeconds);
+        } while (total.Elapsed.TotalSeconds < seconds || times.Count < 3);
+        static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+        double sec = Median(times);
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $$"""{"bench": "infer", "runtime": "onnxruntime {{typeof(InferenceSession).Assembly.GetName().Version}}", "batch": {{batch}}, "image_size": {{size}}, "threads": {{threads}}, "seconds": {{sec}}, "cpu_seconds": {{Median(cpus)}}, "images_per_second": {{batch / sec}}, "peak_rss_mb": {{PeakRssMb()}}}"""));
+        return 0;
+    }
+
+    static void ResetPeakRss()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    static double PeakRssMb()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:")) return double.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+        return Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
     }
 }

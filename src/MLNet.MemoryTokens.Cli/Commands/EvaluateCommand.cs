@@ -36,9 +36,10 @@ internal static class EvaluateCommand
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
             if (ds.ClassNames.Count != a.Config.ClassLabels.Length)
                 throw new ArgumentException($"The data set has {ds.ClassNames.Count} classes, adapter '{dir}' was trained on {a.Config.ClassLabels.Length}.");
-            var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
-            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
+            // decoded on background threads while the forward passes run (each batch's images first)
+            var prepared = PreparedImages.Stream(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
             var m = Trainer.Evaluate(tuned, prepared, r.GetValue(batch), ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             string? heatmap = r.GetValue(plot) is string p
                 ? PlotFiles.Save(ConfusionMatrixPlot.Create(m.ConfusionMatrix, a.Config.ClassLabels, $"{a.Config.Method} adapter: accuracy {m.Accuracy:P2} on {m.Count} images"), PlotFiles.StemOf(p)).Png
                 : null;

@@ -35,9 +35,10 @@ internal static class FeaturizeCommand
             var vqt = (IQueryFeatures)a.CreateModel(backbone, dir, compute: compute);   // a VQT model of either backend
             using var _ = vqt as IDisposable;
             var ds = DataOptions.Open(r.GetValue(data)!, r.GetValue(limit));
-            var prepared = PreparedImages.From(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
-            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
+            // decoded on background threads while the forward passes run (each batch's images first)
+            var prepared = PreparedImages.Stream(ds, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, ct);
             var features = QueryFeaturizer.Featurize(vqt, prepared, r.GetValue(batch), ct);
+            foreach (var w in prepared.Warnings) Console.Error.WriteLine($"warning: {w}");
             var labels = new Tensor([prepared.Count], prepared.Labels.Select(l => (float)l).ToArray());
             SafeTensorsFile.Write(outPath, new Dictionary<string, Tensor> { ["features"] = features, ["labels"] = labels },
                 new Dictionary<string, string> { ["format"] = FeaturesFormat, ["adapter"] = Path.GetFullPath(dir), ["classes"] = string.Join("\n", ds.ClassNames) });

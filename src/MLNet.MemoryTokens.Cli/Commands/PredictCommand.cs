@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Data;
 using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Cli.Commands;
@@ -61,36 +61,28 @@ internal static class PredictCommand
         return lines;
     }
 
-    /// <summary>Decodes each batch of files, preprocesses with the backbone's config, and prints the top k of <paramref name="logitsOf"/>.</summary>
+    /// <summary>Decodes the files on background threads (a batch or two ahead of the forward passes), preprocesses with the
+    /// backbone's config, and prints the top k of <paramref name="logitsOf"/>.</summary>
     static int Predict(Backbone backbone, Func<Tensor, Tensor> logitsOf, List<string> files, IReadOnlyList<string>? labels, int k, int batchSize, bool json)
     {
         int failures = 0;
         if (!json) Console.WriteLine($"{"file",-40} {"rank",4} {"class",6} {"probability",11}  label");
-        for (int start = 0; start < files.Count; start += batchSize)
+        using var batches = new ImageFileBatches(files, backbone.Preprocess, batchSize);
+        foreach (var batch in batches.Read())
         {
-            var chunk = files.Skip(start).Take(batchSize).ToList();
-            var decoded = new RgbImage?[chunk.Count];
-            var errors = new string?[chunk.Count];
-            MLNet.MemoryTokens.Kernels.Parallelism.For(0, chunk.Count, i =>
+            for (int i = 0; i < batch.Files.Count; i++)
             {
-                try { decoded[i] = ImageDecoder.Load(chunk[i]); }
-                catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException) { errors[i] = e.Message; }
-            });
-            var ok = Enumerable.Range(0, chunk.Count).Where(i => decoded[i] is not null).ToList();
-            foreach (var i in Enumerable.Range(0, chunk.Count))
-            {
-                if (errors[i] is not null) { failures++; Console.Error.WriteLine($"error: {errors[i]}"); }
-                else if (decoded[i]?.Warning is string warning) Console.Error.WriteLine($"warning: {chunk[i]}: {warning}");
+                if (batch.Errors[i] is string error) { failures++; Console.Error.WriteLine($"error: {error}"); }
+                else if (batch.Warnings[i] is string warning) Console.Error.WriteLine($"warning: {batch.Files[i]}: {warning}");
             }
-            if (ok.Count == 0) continue;
-            var x = backbone.PreprocessImages(ok.Select(i => decoded[i]!).ToList());
-            var logits = logitsOf(x);
+            if (batch.Images is null) continue;
+            var logits = logitsOf(batch.Images);
             int classes = logits.Shape[1];
-            for (int j = 0; j < ok.Count; j++)
+            for (int j = 0; j < batch.Decoded.Count; j++)
             {
                 var probs = Classification.Softmax(logits.Data.AsSpan(j * classes, classes));
                 var top = Classification.TopK(probs, k);
-                string file = chunk[ok[j]];
+                string file = batch.Files[batch.Decoded[j]];
                 if (json)
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {

@@ -105,11 +105,19 @@ public static class ImageTransforms
     }
 
     /// <summary>
-    /// timm's eval transform: resize the shorter side to floor(inputSize / cropFraction), center-crop inputSize², then
+    /// timm's eval transform: resize the shorter side to floor(inputSize / cropFraction), center-crop inputSize, then
     /// <see cref="ToNormalizedChw"/> into dest (length 3·inputSize²). E.g. ViT: 224, 0.9, Bicubic, mean = std = 0.5.
     /// </summary>
     public static void Preprocess(RgbImage src, int inputSize, double cropFraction, Interpolation interpolation,
-        ReadOnlySpan<float> mean, ReadOnlySpan<float> std, Span<float> dest)
+        ReadOnlySpan<float> mean, ReadOnlySpan<float> std, Span<float> dest) =>
+        ToNormalizedChw(ResizeCrop(src, inputSize, cropFraction, interpolation), mean, std, dest);
+
+    /// <summary>
+    /// The geometric part of <see cref="Preprocess"/>: the shorter side resized to floor(inputSize / cropFraction), then the
+    /// center inputSize² — as 8-bit RGB. Equal to <see cref="ResizeShorterSide"/> followed by <see cref="CenterCrop"/>, computing
+    /// only the pixels the crop keeps.
+    /// </summary>
+    public static RgbImage ResizeCrop(RgbImage src, int inputSize, double cropFraction, Interpolation interpolation)
     {
         ArgumentNullException.ThrowIfNull(src);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputSize);
@@ -120,9 +128,8 @@ public static class ImageTransforms
         var (left, top) = CenterCropOffset(w, h, inputSize, inputSize);
         // The crop always fits here (the shorter side is at least inputSize), so only the cropped pixels are resampled:
         // identical to resizing everything and cropping, with less work.
-        var cropped = left >= 0 && top >= 0 && left + inputSize <= w && top + inputSize <= h
+        return left >= 0 && top >= 0 && left + inputSize <= w && top + inputSize <= h
             ? Resampler.ResizeWindow(src, w, h, interpolation, antialias: true, left, top, inputSize, inputSize)
             : CenterCrop(Resize(src, w, h, interpolation), inputSize, inputSize);
-        ToNormalizedChw(cropped, mean, std, dest);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace MLNet.MemoryTokens.Imaging;
 
@@ -343,7 +344,9 @@ internal sealed class JpegDecoder
         else DecodeAcRefine(ref r, c.Ac!, coefs, ss, se, al);
     }
 
-    /// <summary>One sequential-mode block (T.81 F.2.2): DC difference, then run/size-coded AC terms up to EOB.</summary>
+    /// <summary>One sequential-mode block (T.81 F.2.2): DC difference, then run/size-coded AC terms up to EOB. The AC loop keeps the bit buffer in locals (the reader's fields
+    /// would be memory round trips per coefficient) and reads its tables without bounds checks: a 9-bit peek indexes the
+    /// 512-entry tables, and a zig-zag position is used only after the check that it is at most 63.</summary>
     static void DecodeBaseline(ref JpegBitReader r, Component c, scoped Span<short> block)
     {
         block.Clear();
@@ -352,29 +355,51 @@ internal sealed class JpegDecoder
         if (s != 0) c.DcPred += r.ReceiveExtend(s);
         block[0] = (short)c.DcPred;
         var ac = c.Ac!;
-        var fastAc = ac.FastAc;
-        var zigzag = ZigZag;
+        // the zig-zag order sits after the 512 lookups in the same array: one register fewer in a loop that has none to spare
+        ref int fastAc = ref MemoryMarshal.GetArrayDataReference(ac.FastAc);
+        ref short coef = ref MemoryMarshal.GetReference(block);
+        ulong bits = r.bits;
+        int count = r.count;
         for (int k = 1; k < 64; k++)
         {
-            r.Ensure();
-            int fast = fastAc[r.PeekFast()];
+            if (count < 32) { r.bits = bits; r.count = count; r.Fill(); bits = r.bits; count = r.count; }
+            int peek = (int)(bits >> (64 - JpegHuffmanTable.FastBits));
+            int fast = Unsafe.Add(ref fastAc, peek);
             if (fast != 0)
             {
                 // Short code and its extra bits resolved by one lookup: value, run and total length.
-                r.Skip(fast & 15);
+                int n = fast & 15;
+                bits <<= n;
+                count -= n;
                 k += (fast >> 4) & 15;
                 if (k > 63) break;
-                block[zigzag[k]] = (short)(fast >> 8);
+                Unsafe.Add(ref coef, Unsafe.Add(ref fastAc, JpegHuffmanTable.ZigZagAt + k)) = (short)(fast >> 8);
                 continue;
             }
-            int rs = r.DecodeSymbol(ac);
+            int rs, e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ac.Fast), peek);
+            if (e != 0)
+            {
+                rs = e & 0xFF;
+                bits <<= e >> 8;
+                count -= e >> 8;
+            }
+            else
+            {
+                r.bits = bits; r.count = count;
+                rs = r.DecodeSymbol(ac);   // a code longer than 9 bits
+                bits = r.bits; count = r.count;
+            }
             int run = rs >> 4;
             s = rs & 15;
             if (s != 0)
             {
                 k += run;
                 if (k > 63) break; // corrupt run past the block end: drop it rather than write outside
-                block[zigzag[k]] = (short)r.ReceiveExtend(s);
+                // s (1..15) extra bits, mapped to a signed value (T.81 F.2.2.1 EXTEND)
+                int v = (int)(bits >> (64 - s));
+                bits <<= s;
+                count -= s;
+                Unsafe.Add(ref coef, Unsafe.Add(ref fastAc, JpegHuffmanTable.ZigZagAt + k)) = (short)(v < 1 << (s - 1) ? v - (1 << s) + 1 : v);
             }
             else
             {
@@ -382,6 +407,8 @@ internal sealed class JpegDecoder
                 k += 15;              // ZRL: sixteen zeros
             }
         }
+        r.bits = bits;
+        r.count = count;
     }
 
     /// <summary>Progressive DC, first scan (G.1.2.1): the difference scaled by 2^Al.</summary>
@@ -532,7 +559,17 @@ internal sealed class JpegHuffmanTable
     /// For AC tables, indexed like <see cref="Fast"/>: when a code and its extra bits both fit in the 9 bits,
     /// (coefficient &lt;&lt; 8) | (run &lt;&lt; 4) | total bits, so a whole coefficient costs one lookup; 0 otherwise.
     /// </summary>
-    public readonly int[] FastAc = new int[1 << FastBits];
+    public readonly int[] FastAc = NewFastAc();
+
+    /// <summary>Where <see cref="FastAc"/> holds the zig-zag order (natural index of each zig-zag position) after its lookups.</summary>
+    public const int ZigZagAt = 1 << FastBits;
+
+    static int[] NewFastAc()
+    {
+        var t = new int[ZigZagAt + 64];
+        for (int k = 0; k < 64; k++) t[ZigZagAt + k] = JpegDecoder.ZigZag[k];
+        return t;
+    }
 
     /// <summary>Builds the table, or returns null when the lengths over-fill the code space or a DC symbol exceeds 15.</summary>
     public static JpegHuffmanTable? Build(ReadOnlySpan<byte> counts, ReadOnlySpan<byte> values, bool isDc)
@@ -581,8 +618,8 @@ internal ref struct JpegBitReader
 {
     readonly ReadOnlySpan<byte> data;
     int pos;
-    ulong bits;       // left-aligned: the next bit is bit 63
-    int count;        // valid bits in `bits`
+    internal ulong bits;       // left-aligned: the next bit is bit 63 (the block decoder keeps it in a local while it runs)
+    internal int count;        // valid bits in `bits`
     int padBits;      // how many of them are zero padding past the real data
     bool atMarker;
 
@@ -605,7 +642,8 @@ internal ref struct JpegBitReader
         if (count < 32) Fill();
     }
 
-    void Fill()
+    [MethodImpl(MethodImplOptions.NoInlining)]   // kept out of the block decoder's loop: its registers are for the coefficients
+    internal void Fill()
     {
         // Fast path: the next 8 bytes contain no 0xFF, so as many whole bytes as fit can be taken at once.
         if (!atMarker && pos + 8 <= data.Length)

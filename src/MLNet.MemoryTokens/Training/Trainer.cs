@@ -25,20 +25,34 @@ public static class Trainer
         TrainingOutputs.EnsureWritable(tuning, options);   // before hours of work, not after
         var cancel = options.CancellationToken;
         var preprocess = TrainingPreprocess(backbone);
-        Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}"));
-        var all = PreparedImages.From(train, preprocess, cancel);
-        foreach (var warning in all.Warnings) Report(options, new TrainingProgress("warning", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: warning));
-        PreparedImages trainSet;
-        PreparedImages? valSet = null;
-        if (validation is not null) { trainSet = all; valSet = PreparedImages.From(validation, preprocess, cancel); }
-        else if (options.ValidationFraction > 0)
+        Report(options, new TrainingProgress("prepare", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: $"decoding and resizing {train.Count} images to {preprocess.InputSize}×{preprocess.InputSize}, while the first epoch runs"));
+        // the images are decoded on background threads while the first epoch computes (each batch's images first); a bad image
+        // stops the run before anything is written, naming every bad image of the set
+        var all = PreparedImages.Stream(train, preprocess, cancel);
+        PreparedImages? validationImages = null;
+        try
         {
-            var (t, v) = StratifiedSplit.Split(all.Labels, all.ClassNames.Count, options.ValidationFraction, options.Seed);
-            // too few images per class for a hold-out: train on everything rather than validate on nothing
-            (trainSet, valSet) = v.Length == 0 ? (all, null) : (all.Subset(t), all.Subset(v));
+            all.WhenComplete(warnings => { foreach (var w in warnings) Report(options, new TrainingProgress("warning", 0, options.Epochs, 0, 0, double.NaN, 0, TimeSpan.Zero, Message: w)); });
+            PreparedImages trainSet;
+            PreparedImages? valSet = null;
+            if (validation is not null) { trainSet = all; valSet = validationImages = PreparedImages.Stream(validation, preprocess, cancel); }
+            else if (options.ValidationFraction > 0)
+            {
+                var (t, v) = StratifiedSplit.Split(all.Labels, all.ClassNames.Count, options.ValidationFraction, options.Seed);
+                // too few images per class for a hold-out: train on everything rather than validate on nothing
+                (trainSet, valSet) = v.Length == 0 ? (all, null) : (all.Subset(t), all.Subset(v));
+            }
+            else trainSet = all;
+            var result = Train(backbone, trainSet, valSet, tuning, options);
+            all.Complete();   // every image was read (a set larger than the epochs reached still names its bad images)
+            validationImages?.Complete();
+            return result;
         }
-        else trainSet = all;
-        return Train(backbone, trainSet, valSet, tuning, options);
+        finally
+        {
+            all.StopPreparing();   // after an error: no more decoding for a run that has ended
+            validationImages?.StopPreparing();
+        }
     }
 
     /// <summary>Training images are resized whole to the input size (crop fraction 1) with the backbone's interpolation and mean/std.</summary>
@@ -63,7 +77,7 @@ public static class Trainer
         var optimizer = CreateOptimizer(step, options);
         var history = new List<EpochMetrics>();
         int startEpoch = 0;
-        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory, RunIdentity.Of(backbone, trainSet, tuning, options));
+        var checkpoint = options.CheckpointDirectory is null ? null : new TrainingCheckpoint(options.CheckpointDirectory, () => RunIdentity.Of(backbone, trainSet, tuning, options));
         if (options.Resume && checkpoint!.Exists)
         {
             startEpoch = checkpoint.Restore(model, optimizer, history, tuning);
@@ -123,6 +137,9 @@ public static class Trainer
             {
                 cancel.ThrowIfCancellationRequested();
                 var idx = order.AsSpan(b * options.BatchSize, Math.Min(options.BatchSize, trainSet.Count - b * options.BatchSize)).ToArray();
+                // images still being prepared: the next batch's are decoded while this one computes
+                if (b + 1 < stepsPerEpoch && !trainSet.IsComplete)
+                    trainSet.Prefetch(order.AsSpan((b + 1) * options.BatchSize, Math.Min(options.BatchSize, trainSet.Count - (b + 1) * options.BatchSize)));
                 var batchLabels = idx.Select(i => labels[i]).ToArray();
                 var logits = step.Forward(idx);
                 var dLogits = new Tensor(logits.Shape);

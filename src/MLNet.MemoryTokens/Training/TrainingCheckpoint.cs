@@ -68,15 +68,20 @@ internal sealed class TrainingCheckpoint
     public static void EnsureWritable(string directory) => AtomicFolder.EnsureWritable(directory, Kind, "training checkpoint");
 
     public string Directory { get; }
-    readonly RunIdentity _run;
+    readonly Lazy<RunIdentity> _identity;
+    RunIdentity _run => _identity.Value;
     string StatePath => Path.Combine(Directory, StateFile);
     public bool Exists => File.Exists(StatePath);
 
-    public TrainingCheckpoint(string directory, RunIdentity run)
+    public TrainingCheckpoint(string directory, RunIdentity run) : this(directory, () => run) { }
+
+    /// <summary>With the run's identity computed when first needed (a resume, or the first save): the data fingerprint waits for
+    /// every training image, which a first epoch prepares while it trains.</summary>
+    public TrainingCheckpoint(string directory, Func<RunIdentity> run)
     {
         EnsureWritable(directory);
         Directory = Path.GetFullPath(directory);
-        _run = run;
+        _identity = new Lazy<RunIdentity>(run);
     }
 
     sealed record State(string? Format, int EpochsDone, long Steps, string Method, int MemoryTokens, bool Masked, List<EpochMetrics> History,

@@ -48,6 +48,29 @@ public class ImageTransformsTests(ITestOutputHelper output)
         ImageAssert.Equal(expected, Resampler.ResizeWindow(src, w, h, filter, true, left, top, cw, ch), $"{filter} window");
     }
 
+    [Theory]
+    [InlineData(Interpolation.Bicubic, true)]
+    [InlineData(Interpolation.Bicubic, false)]
+    [InlineData(Interpolation.Bilinear, true)]
+    public void TheVectorHorizontalPassEqualsTheScalarOne(Interpolation filter, bool antialias)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;   // the vector pass runs only where AVX-512 does
+        var rng = new Random(7);
+        foreach (var (w, h, outW) in new[] { (500, 9, 331), (640, 7, 248), (37, 5, 11), (7, 3, 2), (226, 4, 590), (5, 2, 5 * 7), (1, 3, 4), (401, 3, 100) })
+        {
+            var src = new RgbImage(w, h);
+            rng.NextBytes(src.Pixels);
+            var kernel = Resampler.BuildKernel(w, outW, filter, antialias);
+            foreach (int first in new[] { 0, outW / 3 })
+            {
+                var (a, b) = (new RgbImage(outW - first, h), new RgbImage(outW - first, h));
+                Resampler.HorizontalPassScalar(src, 0, a, kernel, first);
+                Resampler.HorizontalPass512(src, 0, b, kernel, first);
+                ImageAssert.Equal(a, b, $"{filter} {w}x{h} -> {outW} from column {first}");
+            }
+        }
+    }
+
     [Fact]
     public void SameSizeIsACopy()
     {

@@ -4,21 +4,23 @@ using System.Text.Json;
 
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
-/// <summary><c>mmt bench</c>: our figures and PyTorch's for the same work, from one run, with ratios (and, with
-/// <c>--backend torchsharp</c>, the TorchSharp backend's in the same process); one file per benchmark in this folder.</summary>
-/// <remarks>PyTorch runs as a child process (reference/bench_torch.py with the given python, Debian's python3-torch);
-/// every side uses the same thread count, shapes and timing rule (median of repeated runs after a warm-up).</remarks>
+/// <summary><c>mmt bench</c>: our figures and the anchors' for the same work, from one run, with ratios (with
+/// <c>--backend torchsharp</c>, the TorchSharp backend's too, in the same process); one file per benchmark in this folder.</summary>
+/// <remarks>Each anchor runs as a child process, so its peak memory is its own: PyTorch (reference/bench_torch.py with the given
+/// python, Debian's python3-torch) and ONNX Runtime (<see cref="OnnxRuntimeAnchor"/>). Every side uses the same thread count,
+/// shapes and timing rule (median of repeated runs after a warm-up).</remarks>
 internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmark against PyTorch (and the TorchSharp backend) side by side: infer, gemm, train, vqt, multitask, memory.");
+        var cmd = new Command("bench", "Benchmark against the anchors side by side (ONNX Runtime for inference, PyTorch, and the TorchSharp backend): infer, gemm, train, e2e, vqt, multitask, memory.");
         cmd.Subcommands.Add(InferBench.Create());
         cmd.Subcommands.Add(GemmBench.Create());
         cmd.Subcommands.Add(TrainBench.Create());
         cmd.Subcommands.Add(MultiTaskBench.Create());
         cmd.Subcommands.Add(VqtBench.Create());
         cmd.Subcommands.Add(MemoryBench.Create());
+        cmd.Subcommands.Add(E2eBench.Create());
         return cmd;
     }
 
@@ -50,14 +52,19 @@ internal static class BenchCommand
     internal static List<Dictionary<string, double>> RunTorch(ParseResult r, Shared s, string[] args)
     {
         string script = r.GetValue(s.Script) ?? FindScript("reference/bench_torch.py");
-        var psi = new ProcessStartInfo(r.GetValue(s.Python)!) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(script);
+        return RunJsonLines(r.GetValue(s.Python)!, [script, .. args, "--threads", r.GetValue(s.Threads).ToString(),
+            "--seconds", r.GetValue(s.Seconds).ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            "the PyTorch side", "install python3-torch or pass --no-torch");
+    }
+
+    /// <summary>Runs an anchor's process and reads the numeric fields of each JSON line it prints (other lines are ignored).</summary>
+    internal static List<Dictionary<string, double>> RunJsonLines(string fileName, IEnumerable<string> args, string what, string remedy)
+    {
+        var psi = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(r.GetValue(s.Threads).ToString());
-        psi.ArgumentList.Add("--seconds"); psi.ArgumentList.Add(r.GetValue(s.Seconds).ToString(System.Globalization.CultureInfo.InvariantCulture));
         Process p;
         try { p = Process.Start(psi)!; }
-        catch (Exception e) { throw new InvalidOperationException($"Could not start '{psi.FileName}' for the PyTorch side ({e.Message}); install python3-torch or pass --no-torch."); }
+        catch (Exception e) { throw new InvalidOperationException($"Could not start '{psi.FileName}' for {what} ({e.Message}); {remedy}."); }
         var stderr = p.StandardError.ReadToEndAsync();
         var lines = new List<Dictionary<string, double>>();
         while (p.StandardOutput.ReadLine() is string line)
@@ -67,7 +74,7 @@ internal static class BenchCommand
             lines.Add(doc.EnumerateObject().Where(e => e.Value.ValueKind == JsonValueKind.Number).ToDictionary(e => e.Name, e => e.Value.GetDouble()));
         }
         p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"PyTorch benchmark failed (exit {p.ExitCode}): {stderr.Result.Trim()}");
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{char.ToUpperInvariant(what[0])}{what[1..]} failed (exit {p.ExitCode}): {stderr.Result.Trim()}");
         return lines;
     }
 

@@ -4,40 +4,80 @@ using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
-/// <summary><c>mmt bench infer</c>: ViT forward throughput, ours and PyTorch's.</summary>
+/// <summary><c>mmt bench infer</c>: ViT forward throughput and peak memory, ours, ONNX Runtime's and PyTorch's, with the forward's
+/// rate as a fraction of our GEMM peak measured in the same run.</summary>
 internal static class InferBench
 {
     public static Command Create()
     {
-        var cmd = new Command("infer", "ViT forward pass throughput (images/s).");
+        var cmd = new Command("infer", "ViT forward pass throughput (images/s) and peak memory against ONNX Runtime and PyTorch (and the TorchSharp backend).");
         var s = BenchCommand.AddShared(cmd, torchSharp: true);
-        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape: same compute)." };
+        var ort = OnnxRuntimeAnchor.Add(cmd);
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with --arch's shape: the same compute)." };
+        var arch = BenchArch.Option();
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
-        cmd.Options.Add(model); cmd.Options.Add(batch); cmd.Options.Add(size);
+        var rounds = new Option<int>("--rounds") { Description = "Ours then the anchors, this many times: the speed-ups quoted are the medians of the rounds' ratios.", DefaultValueFactory = _ => 1 };
+        cmd.Options.Add(model); cmd.Options.Add(arch); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(rounds);
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
-            int threads = r.GetValue(s.Threads), b = r.GetValue(batch), px = r.GetValue(size);
+            int threads = r.GetValue(s.Threads), b = r.GetValue(batch), px = r.GetValue(size), n = Math.Max(1, r.GetValue(rounds));
             double seconds = r.GetValue(s.Seconds);
+            string a = r.GetValue(arch)!;
+            string? path = r.GetValue(model);
             Parallelism.Threads = threads;
-            var vit = r.GetValue(model) is string m
+            var vit = path is string m
                 ? Backbone.Load(m, new BackboneOptions { ImageSize = px }).Model
-                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px }, seed: 1);
+                : VisionTransformer.CreateRandom(BenchArch.Config(a, px), seed: 1);
+            var config = vit.Config;
             var x = new Tensor([b, 3, px, px]);
             var rng = new Random(1);
             for (int i = 0; i < x.Length; i++) x.Data[i] = (float)(rng.NextDouble() * 2 - 1);
-            double sec = Timing.Median(() => vit.Forward(x), seconds);
-            var ours = new Dictionary<string, double> { ["images_per_second"] = b / sec, ["seconds"] = sec, ["peak_rss_mb"] = Timing.PeakRssMb() };
-            Console.WriteLine($"ViT forward, D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {threads} threads, {Environment.ProcessorCount} cores, Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
+            Console.WriteLine($"ViT forward, {(path is null ? a : Path.GetFileName(path))} ({BenchArch.Describe(config)}) image {px}, batch {b}, {threads} threads, {Environment.ProcessorCount} cores, Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
+            double gemmPeak = GemmBench.Peak(config, b, Math.Min(2, seconds / 2));
+            var (ours, cpus, peaks) = (new List<double>(), new List<double>(), new List<double>());
+            var (orts, torches) = (new List<Dictionary<string, double>>(), new List<Dictionary<string, double>>());
+            for (int k = 0; k < n; k++)
+            {
+                var (sec, cpu) = Timing.Measure(() => vit.Forward(x), seconds);
+                ours.Add(sec); cpus.Add(cpu); peaks.Add(Timing.PeakRssMb());
+                if (!r.GetValue(ort.NoOrt)) orts.Add(OnnxRuntimeAnchor.Infer(r, s, ort, a, px, b, path));
+                if (!r.GetValue(s.NoTorch))
+                    torches.Add(BenchCommand.RunTorch(r, s, ["infer", "--arch", a, "--batch", b.ToString(), "--image-size", px.ToString(), .. path is string mm ? new[] { "--model", mm } : []]).First());
+                if (n > 1)
+                    Console.WriteLine($"round {k + 1}: ours {b / sec:F1} img/s" + (orts.Count > k ? $", ONNX Runtime {orts[k]["images_per_second"]:F1} ({orts[k]["seconds"] / sec:F2}x)" : "")
+                        + (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} ({torches[k]["seconds"] / sec:F2}x)" : ""));
+            }
+            double ourSec = Timing.MedianOf(ours);
             // the TorchSharp backend in this process, after ours (its LibTorch threads set to the same count)
             var sharp = s.TorchSharp(r) is { } compute ? MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.Inference(vit, b, compute, seconds) : null;
             if (sharp is not null) Console.WriteLine($"TorchSharp backend: {sharp.Device}, {sharp.Precision}, LibTorch from {MLNet.MemoryTokens.TorchSharp.Native.TorchBackend.LoadedFrom}");
-            var torch = r.GetValue(s.NoTorch) ? null : BenchCommand.RunTorch(r, s, ["infer", "--batch", b.ToString(), "--image-size", px.ToString(), .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).FirstOrDefault();
-            BenchReport.Print([("images/s", ours["images_per_second"], sharp?.ImagesPerSecond, torch?.GetValueOrDefault("images_per_second"), true),
-                          ("ms per batch", sec * 1000, sharp?.MedianMilliseconds, torch is null ? null : torch["seconds"] * 1000, false),
-                          ("peak RSS MB", ours["peak_rss_mb"], sharp?.PeakRssMb, torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+            var sharpFigures = sharp is null ? null : new Dictionary<string, double> { ["images_per_second"] = sharp.ImagesPerSecond, ["seconds"] = sharp.MedianMilliseconds / 1000, ["peak_rss_mb"] = sharp.PeakRssMb };
+            var anchors = new List<(string Name, Dictionary<string, double>? Figures)>
+            {
+                ("ONNX Runtime", Median(orts)), ("TorchSharp", sharpFigures), ("PyTorch", Median(torches)),
+            }.Where(t => t.Figures is not null).ToList();
+            double?[] Col(Func<Dictionary<string, double>, double?> f) => anchors.Select(t => f(t.Figures!)).ToArray();
+            BenchReport.Print(anchors.Select(t => t.Name).ToList(),
+            [
+                ("images/s", b / ourSec, Col(f => f["images_per_second"]), true),
+                ("ms per batch", ourSec * 1000, Col(f => f["seconds"] * 1000), false),
+                ("CPU ms per batch", Timing.MedianOf(cpus) * 1000, Col(f => f.TryGetValue("cpu_seconds", out var c) ? c * 1000 : null), false),
+                ("peak RSS MB", peaks.Max(), Col(f => f["peak_rss_mb"]), false),
+            ]);
+            double flop = BenchArch.ForwardFlops(config) * b;
+            Console.WriteLine($"forward {flop / ourSec / 1e9:F1} GFLOP/s ({BenchArch.ForwardFlops(config) / 1e9:F2} GFLOP per image): {flop / ourSec / 1e9 / gemmPeak:P0} of our GEMM peak, {gemmPeak:F1} GFLOP/s (the best of this model's four linear-layer shapes, weights packed once, measured in this run)"
+                + string.Concat(anchors.Select(t => $"; {t.Name} {flop / t.Figures!["seconds"] / 1e9:F1} GFLOP/s")));
+            if (n > 1)
+                foreach (var (name, runs) in new[] { ("ONNX Runtime", orts), ("PyTorch", torches) })
+                    if (runs.Count == n) Console.WriteLine($"speed-up over {name}, median of the {n} rounds' ratios: {Timing.MedianOf(runs.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
         }));
         return cmd;
     }
+
+    /// <summary>Per field, the median over rounds (the peak memory: the largest); null without rounds.</summary>
+    internal static Dictionary<string, double>? Median(List<Dictionary<string, double>> runs) =>
+        runs.Count == 0 ? null : runs[0].Keys.Where(key => runs.All(x => x.ContainsKey(key)))
+            .ToDictionary(key => key, key => key == "peak_rss_mb" ? runs.Max(x => x[key]) : Timing.MedianOf(runs.Select(x => x[key])));
 }

@@ -79,7 +79,7 @@ internal static class MemoryBench
                 step.Backward(dLogits);
                 optimizer.ClipGradients(step.Parameters, 1f);
                 optimizer.Step(step.Parameters, 1e-4f);
-                if (s % every == 0)
+                if (s % every == 0 || s == steps)   // and the last step, so a run shorter than --every still reports
                 {
                     GC.Collect();
                     trace.Add((s, Process.GetCurrentProcess().WorkingSet64 / 1e6));

@@ -7,20 +7,33 @@ internal static class Timing
 {
     /// <summary>Median seconds of repeated calls, running for at least <paramref name="minSeconds"/> and 3 calls, after a warm-up of
     /// at least 2 calls and 2 seconds (the JIT's tiered compilation settles on optimised code during the first calls).</summary>
-    public static double Median(Action action, double minSeconds)
+    public static double Median(Action action, double minSeconds) => Measure(action, minSeconds).Seconds;
+
+    /// <summary>As <see cref="Median"/>, with the median CPU time (user + system, all threads) of the same calls: on a shared
+    /// machine, wall-clock time counts the other processes' turns and CPU time does not.</summary>
+    public static (double Seconds, double CpuSeconds) Measure(Action action, double minSeconds)
     {
         ResetPeakRss();   // the peak figure is the work's own (set-up such as filling a cache does not count)
         var warm = Stopwatch.StartNew();
         for (int i = 0; i < 2 || warm.Elapsed.TotalSeconds < 2; i++) action();
-        var times = new List<double>();
+        var (times, cpus) = (new List<double>(), new List<double>());
         var total = Stopwatch.StartNew();
         do
         {
+            double cpu = CpuSeconds();
             var sw = Stopwatch.StartNew();
             action();
             times.Add(sw.Elapsed.TotalSeconds);
+            cpus.Add(CpuSeconds() - cpu);
         } while (total.Elapsed.TotalSeconds < minSeconds || times.Count < 3);
-        return MedianOf(times);
+        return (MedianOf(times), MedianOf(cpus));
+    }
+
+    /// <summary>CPU seconds this process has run (user + system, every thread).</summary>
+    public static double CpuSeconds()
+    {
+        using var p = Process.GetCurrentProcess();
+        return p.TotalProcessorTime.TotalSeconds;
     }
 
     /// <summary>Times <paramref name="a"/> and <paramref name="b"/> in turn (a, b, a, b …) after a warm-up of both: the median

@@ -13,14 +13,15 @@ internal static class TrainBench
     {
         var cmd = new Command("train", "One training step (forward, cross-entropy, backward, AdamW) at batch B: memory tokens (backbone frozen) or full fine-tuning.");
         var s = BenchCommand.AddShared(cmd, torchSharp: true);
-        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with ViT-Ti/16's shape)." };
+        var model = new Option<string?>("--model") { Description = "Checkpoint (default: random weights with --arch's shape)." };
+        var arch = BenchArch.Option();
         var method = new Option<string>("--method") { DefaultValueFactory = _ => "memory" };
         method.AcceptOnlyFromAmong("memory", "full");
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 5 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var size = new Option<int>("--image-size") { DefaultValueFactory = _ => 224 };
         var rounds = new Option<int>("--rounds") { Description = "Ours then PyTorch, this many times: the speed-up quoted is the median of the rounds' ratios (a noisy machine moves both sides).", DefaultValueFactory = _ => 1 };
-        cmd.Options.Add(model); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(rounds);
+        cmd.Options.Add(model); cmd.Options.Add(arch); cmd.Options.Add(method); cmd.Options.Add(tokens); cmd.Options.Add(batch); cmd.Options.Add(size); cmd.Options.Add(rounds);
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             int b = r.GetValue(batch), px = r.GetValue(size), m = r.GetValue(tokens), n = Math.Max(1, r.GetValue(rounds));
@@ -28,7 +29,7 @@ internal static class TrainBench
             Parallelism.Threads = r.GetValue(s.Threads);
             var vit = r.GetValue(model) is string path
                 ? Backbone.Load(path, new BackboneOptions { ImageSize = px, DropHead = true }).Model
-                : VisionTransformer.CreateRandom(new VitConfig { ImageSize = px, NumClasses = 0 }, seed: 1);
+                : VisionTransformer.CreateRandom(BenchArch.Config(r.GetValue(arch)!, px, classes: 0), seed: 1);
             var tuning = new TuningOptions
             {
                 Method = TuningMethods.Find(meth)!.Method, MemoryTokens = m,   // "memory" or "full", by their names in the method table
@@ -48,36 +49,41 @@ internal static class TrainBench
                 adapted.Backward(d);
                 optimizer.Step(adapted.Parameters, 1e-4f);
             }
-            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, ViT D={vit.Config.Dim} depth={vit.Config.Depth} image {px}, batch {b}, {Parallelism.Threads} threads{(n > 1 ? $", {n} rounds" : "")}");
+            string archName = r.GetValue(model) is string p ? Path.GetFileName(p) : r.GetValue(arch)!;
+            Console.WriteLine($"training step, {meth}{(meth == "memory" ? $" m={m}" : "")}, {archName} ({BenchArch.Describe(vit.Config)}) image {px}, batch {b}, {Parallelism.Threads} threads{(n > 1 ? $", {n} rounds" : "")}");
+            double gemmPeak = GemmBench.Peak(vit.Config, b, Math.Min(2, r.GetValue(s.Seconds) / 2));
             var sharpCompute = s.TorchSharp(r);
-            var sharpBackbone = new Backbone(vit, new MLNet.MemoryTokens.Imaging.PreprocessConfig { InputSize = px }, r.GetValue(model) ?? "random ViT-Ti/16 shape", "bench");
-            var (ours, torches, peaks, sharps) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>(), new List<MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchFigure>());
+            var sharpBackbone = new Backbone(vit, new MLNet.MemoryTokens.Imaging.PreprocessConfig { InputSize = px }, r.GetValue(model) ?? $"random {archName} shape", "bench");
+            var (ours, torches, peaks, cpus) = (new List<double>(), new List<Dictionary<string, double>>(), new List<double>(), new List<double>());
+            var sharps = new List<MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchFigure>();
             for (int k = 0; k < n; k++)
             {
-                ours.Add(Timing.Median(Step, r.GetValue(s.Seconds)));
+                var (sec1, cpu1) = Timing.Measure(Step, r.GetValue(s.Seconds));
+                ours.Add(sec1); cpus.Add(cpu1);
                 peaks.Add(Timing.PeakRssMb());
                 // the TorchSharp backend's step as the trainer runs it there (its model, step and device optimizer from the method table)
                 if (sharpCompute is not null) sharps.Add(MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.TrainingStep(sharpBackbone, tuning, b, sharpCompute, r.GetValue(s.Seconds)));
                 if (!r.GetValue(s.NoTorch))
-                    torches.Add(BenchCommand.RunTorch(r, s, ["train", "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
+                    torches.Add(BenchCommand.RunTorch(r, s, ["train", "--arch", r.GetValue(arch)!, "--method", meth, "--tokens", m.ToString(), "--batch", b.ToString(), "--image-size", px.ToString(),
                         .. r.GetValue(model) is string mm ? new[] { "--model", mm } : []]).First());
                 if (n > 1)
                     Console.WriteLine($"round {k + 1}: ours {b / ours[k]:F1} img/s" + (sharps.Count > k ? $", TorchSharp {sharps[k].ImagesPerSecond:F1} img/s, {sharps[k].MedianMilliseconds / 1000 / ours[k]:F2}x" : "") +
                                       (torches.Count > k ? $", PyTorch {torches[k]["images_per_second"]:F1} img/s, {torches[k]["seconds"] / ours[k]:F2}x" : ""));
             }
             double sec = Timing.MedianOf(ours);
-            Dictionary<string, double>? torch = torches.Count == 0 ? null : new()
-            {
-                ["images_per_second"] = Timing.MedianOf(torches.Select(t => t["images_per_second"])), ["seconds"] = Timing.MedianOf(torches.Select(t => t["seconds"])),
-                ["peak_rss_mb"] = torches.Max(t => t["peak_rss_mb"]),
-            };
+            var torch = InferBench.Median(torches);
             double? sharpMs = sharps.Count == 0 ? null : Timing.MedianOf(sharps.Select(f => f.MedianMilliseconds));
             if (sharps.Count > 0) Console.WriteLine($"TorchSharp backend: {sharps[0].Device}, {sharps[0].Precision}, LibTorch from {MLNet.MemoryTokens.TorchSharp.Native.TorchBackend.LoadedFrom}");
             BenchReport.Print([("images/s", b / sec, sharpMs is double ms ? b / (ms / 1000) : null, torch?.GetValueOrDefault("images_per_second"), true),
                           ("ms per step", sec * 1000, sharpMs, torch is null ? null : torch["seconds"] * 1000, false),
+                          ("CPU ms per step", Timing.MedianOf(cpus) * 1000, null, torch?.TryGetValue("cpu_seconds", out var tc) == true ? tc * 1000 : null, false),
                           ("peak RSS MB", peaks.Max(), sharps.Count == 0 ? null : sharps.Max(f => f.PeakRssMb), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
             if (n > 1 && sharps.Count == n)
                 Console.WriteLine($"managed vs TorchSharp, median of the {n} rounds' ratios: {Timing.MedianOf(sharps.Select((f, k) => f.MedianMilliseconds / 1000 / ours[k])):F2}x");
+            // a frozen-backbone step multiplies through every layer twice (forward, input gradients), full fine-tuning three times
+            // (and weight gradients); the memory rows' own work is small beside it
+            double flop = BenchArch.ForwardFlops(vit.Config) * b * (meth == "full" ? 3 : 2);
+            Console.WriteLine($"step {flop / sec / 1e9:F1} GFLOP/s ({(meth == "full" ? 3 : 2)}x the forward's {BenchArch.ForwardFlops(vit.Config) / 1e9:F2} GFLOP per image): {flop / sec / 1e9 / gemmPeak:P0} of our GEMM peak, {gemmPeak:F1} GFLOP/s measured in this run");
             if (n > 1 && torches.Count == n)
                 Console.WriteLine($"speed-up, median of the {n} rounds' ratios: {Timing.MedianOf(torches.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
