@@ -60,7 +60,7 @@ internal static class TrainBench
             {
                 var (sec1, cpu1) = Timing.Measure(Step, r.GetValue(s.Seconds));
                 ours.Add(sec1); cpus.Add(cpu1);
-                peaks.Add(Timing.PeakRssMb());
+                peaks.Add(Timing.PeakRssMb());   // after a TorchSharp round, LibTorch's retained memory is in this figure: only round 1's is ours alone
                 // the TorchSharp backend's step as the trainer runs it there (its model, step and device optimizer from the method table)
                 if (sharpCompute is not null) sharps.Add(MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.TrainingStep(sharpBackbone, tuning, b, sharpCompute, r.GetValue(s.Seconds)));
                 if (!r.GetValue(s.NoTorch))
@@ -77,7 +77,7 @@ internal static class TrainBench
             BenchReport.Print([("images/s", b / sec, sharpMs is double ms ? b / (ms / 1000) : null, torch?.GetValueOrDefault("images_per_second"), true),
                           ("ms per step", sec * 1000, sharpMs, torch is null ? null : torch["seconds"] * 1000, false),
                           ("CPU ms per step", Timing.MedianOf(cpus) * 1000, null, torch?.TryGetValue("cpu_seconds", out var tc) == true ? tc * 1000 : null, false),
-                          ("peak RSS MB", peaks.Max(), sharps.Count == 0 ? null : sharps.Max(f => f.PeakRssMb), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
+                          ("peak RSS MB", sharps.Count == 0 ? peaks.Max() : peaks[0], sharps.Count == 0 ? null : sharps.Max(f => f.PeakRssMb), torch?.GetValueOrDefault("peak_rss_mb"), false)]);
             if (n > 1 && sharps.Count == n)
                 Console.WriteLine($"managed vs TorchSharp, median of the {n} rounds' ratios: {Timing.MedianOf(sharps.Select((f, k) => f.MedianMilliseconds / 1000 / ours[k])):F2}x");
             // a frozen-backbone step multiplies through every layer twice (forward, input gradients), full fine-tuning three times
