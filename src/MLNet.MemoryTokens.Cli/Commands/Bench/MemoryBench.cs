@@ -62,7 +62,7 @@ internal static class MemoryBench
     static List<(int Step, double Mb)> Trace(Backbone backbone, TuningOptions tuning, ComputeOptions compute, int batch, int steps, int every)
     {
         var methodCompute = TuningMethods.Compute(tuning.Method, compute);
-        var data = PreparedImages.From(new RandomImages(batch * 4, 10, backbone.Model.Config.ImageSize), backbone.Preprocess with { CropFraction = 1 });
+        var data = MLNet.MemoryTokens.TorchSharp.Bench.TorchBenchmarks.RandomImages(backbone, batch * 4, classes: 10);   // the same images the TorchSharp benchmarks use
         var model = methodCompute.CreateModel(backbone.Model, tuning, 10, seed: 0);
         using var step = methodCompute.CreateTrainingStep(model, new StepContext(backbone, data, tuning, batch, default));
         var optimizer = step is IDeviceTrainingStep device ? device.CreateOptimizer(OptimizerKind.AdamW, 0.05f, 0.9f) : Optimizer.Create(OptimizerKind.AdamW, step.Parameters, 0.05f);
@@ -88,19 +88,5 @@ internal static class MemoryBench
         }
         finally { (model as IDisposable)?.Dispose(); }
         return trace;
-    }
-
-    sealed class RandomImages(int count, int classes, int size) : IImageDataset
-    {
-        public int Count => count;
-        public IReadOnlyList<string> ClassNames { get; } = Enumerable.Range(0, classes).Select(c => $"class{c}").ToArray();
-        public int LabelOf(int index) => index % classes;
-        public string SourceOf(int index) => $"random#{index}";
-        public RgbImage Load(int index)
-        {
-            var pixels = new byte[size * size * 3];
-            new Random(index).NextBytes(pixels);
-            return new RgbImage(size, size, pixels);
-        }
     }
 }
