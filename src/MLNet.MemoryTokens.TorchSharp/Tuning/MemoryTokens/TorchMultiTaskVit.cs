@@ -25,18 +25,8 @@ public sealed class TorchMultiTaskVit : IDisposable
     public TorchMultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, Device device, MultiTaskMode mode = MultiTaskMode.Concatenation,
         ComputePrecision precision = ComputePrecision.Float32)
     {
-        for (int t = 0; t < tasks.Count; t++)
-        {
-            var (name, a) = tasks[t];
-            if (a.Config.Method != TuningMethod.Memory || !a.Config.Masked)
-                throw new ArgumentException($"Task '{name}' is a {a.Config.Method}{(a.Config.Masked ? "" : " (unmasked)")} adapter; the multi-task pass needs attention-masked memory adapters (train with --masked).");
-            var expected = mode == MultiTaskMode.Extension ? tasks.Take(t).Select(e => e.Adapter.Fingerprint).ToArray() : [];
-            if (!a.Config.Extends.Select(r => r.Fingerprint).SequenceEqual(expected))
-                throw new ArgumentException(mode == MultiTaskMode.Extension
-                    ? $"Task '{name}' was trained on top of {a.Config.Extends.Length} adapter(s), not on the {t} listed before it: in extension mode task t must have been trained (--extends) on tasks 1..t−1, in that order."
-                    : $"Task '{name}' was trained on top of other adapters (--extends); it runs only in extension mode after them.");
-            a.EnsureMatches(backbone, name);
-        }
+        MultiTaskVit.CheckTasks(tasks, mode);
+        foreach (var (name, a) in tasks) a.EnsureMatches(backbone, name);
         Mode = mode;
         TaskNames = tasks.Select(t => t.Name).ToArray();
         Backbone = TorchVit.FromEngine(backbone.Model, device);

@@ -28,10 +28,11 @@ public sealed class MultiTaskVit
     readonly LiveRows _lastLive;
     readonly object _lock = new();
 
-    /// <summary>Combines adapters trained with <c>Masked = true</c> on <paramref name="backbone"/> (each checked against it).</summary>
-    public MultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode = MultiTaskMode.Concatenation)
+    /// <summary>Refuses what the multi-task pass cannot run as trained: more tasks than the limit, an adapter that is not
+    /// attention-masked memory, or one trained on top of other adapters that are not the tasks before it (extension mode) —
+    /// the one check for every compute backend's multi-task pass.</summary>
+    public static void CheckTasks(IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode)
     {
-        Backbone = backbone.Model; Mode = mode;
         Limits.Check("The number of tasks in one pass", tasks.Count, 0, Limits.MaxTasks);
         for (int t = 0; t < tasks.Count; t++)
         {
@@ -45,6 +46,13 @@ public sealed class MultiTaskVit
                     ? $"Task '{name}' was trained on top of {a.Config.Extends.Length} adapter(s), not on the {t} listed before it: in extension mode task t must have been trained (--extends) on tasks 1..t−1, in that order."
                     : $"Task '{name}' was trained on top of other adapters (--extends); it runs only in extension mode after them.");
         }
+    }
+
+    /// <summary>Combines adapters trained with <c>Masked = true</c> on <paramref name="backbone"/> (each checked against it).</summary>
+    public MultiTaskVit(Backbone backbone, IReadOnlyList<(string Name, Adapter Adapter)> tasks, MultiTaskMode mode = MultiTaskMode.Concatenation)
+    {
+        Backbone = backbone.Model; Mode = mode;
+        CheckTasks(tasks, mode);
         _tasks = tasks.Select((t, i) => (MemoryTokenVit)t.Adapter.CreateModel(backbone, t.Name, mode == MultiTaskMode.Extension ? tasks.Take(i).Select(e => e.Adapter).ToArray() : [])).ToArray();
         TaskNames = tasks.Select(t => t.Name).ToArray();
         var layout = StreamLayout.Of(Backbone.Config, taskRows: _tasks.Length);
