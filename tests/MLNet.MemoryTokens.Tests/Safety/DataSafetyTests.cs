@@ -12,29 +12,6 @@ namespace MLNet.MemoryTokens.Tests.Safety;
 /// only when empty or ours, and a failed save leaves the previous output as it was.</summary>
 public class DataSafetyTests
 {
-    /// <summary>A checkpoint and a small colour data set; train arguments that finish in a second.</summary>
-    sealed class Job : IDisposable
-    {
-        public readonly Scratch S = new();
-        public readonly string Checkpoint, Data;
-        public Job()
-        {
-            Checkpoint = WriteCheckpoint(S["vit.safetensors"]);
-            Data = WriteColourFolder(S["data"], count: 12);
-        }
-        public string[] Train(string outDir, params string[] extra) =>
-            ["train", "--model", Checkpoint, "--data", Data, "--method", "head-class", "--epochs", "1", "--batch", "4", "--validation-fraction", "0", "--out", outDir, .. extra];
-        public void Dispose() => S.Dispose();
-    }
-
-    static string Documents(string folder)
-    {
-        Directory.CreateDirectory(Path.Combine(folder, "taxes"));
-        File.WriteAllText(Path.Combine(folder, "thesis.txt"), "four years of work");
-        File.WriteAllBytes(Path.Combine(folder, "taxes", "2025.pdf"), [1, 2, 3]);
-        return folder;
-    }
-
     [Fact]
     public void TrainReplacesItsOwnAdapterAndFillsAnEmptyFolderInPlace()
     {

@@ -15,29 +15,6 @@ namespace MLNet.MemoryTokens.Tests.Safety;
 /// docs/reliability.md, "Reported cases"). The other safety tests cover what the issue asked beyond these cases.</summary>
 public class ReportedCasesTests
 {
-    /// <summary>A checkpoint and a small colour data set; train arguments that finish in a second.</summary>
-    sealed class Job : IDisposable
-    {
-        public readonly Scratch S = new();
-        public readonly string Checkpoint, Data;
-        public Job()
-        {
-            Checkpoint = WriteCheckpoint(S["vit.safetensors"]);
-            Data = WriteColourFolder(S["data"], count: 12);
-        }
-        public string[] Train(string outDir, params string[] extra) =>
-            ["train", "--model", Checkpoint, "--data", Data, "--method", "head-class", "--epochs", "1", "--batch", "4", "--validation-fraction", "0", "--out", outDir, .. extra];
-        public void Dispose() => S.Dispose();
-    }
-
-    static string Documents(string folder)
-    {
-        Directory.CreateDirectory(Path.Combine(folder, "taxes"));
-        File.WriteAllText(Path.Combine(folder, "thesis.txt"), "four years of work");
-        File.WriteAllBytes(Path.Combine(folder, "taxes", "2025.pdf"), [1, 2, 3]);
-        return folder;
-    }
-
     static string SavedAdapter(Scratch s, string name = "adapter")
     {
         var backbone = TinyBackbone();

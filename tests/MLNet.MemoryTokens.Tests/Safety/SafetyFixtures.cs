@@ -95,6 +95,30 @@ internal static class SafetyFixtures
         Xunit.Assert.Equal(before.Keys.Order(), after.Keys.Order());
         foreach (var (k, v) in before) Xunit.Assert.True(v.AsSpan().SequenceEqual(after[k]), $"{k} changed");
     }
+
+    /// <summary>A checkpoint and a small colour data set; train arguments that finish in a second.</summary>
+    public sealed class Job : IDisposable
+    {
+        public readonly Scratch S = new();
+        public readonly string Checkpoint, Data;
+        public Job()
+        {
+            Checkpoint = WriteCheckpoint(S["vit.safetensors"]);
+            Data = WriteColourFolder(S["data"], count: 12);
+        }
+        public string[] Train(string outDir, params string[] extra) =>
+            ["train", "--model", Checkpoint, "--data", Data, "--method", "head-class", "--epochs", "1", "--batch", "4", "--validation-fraction", "0", "--out", outDir, .. extra];
+        public void Dispose() => S.Dispose();
+    }
+
+    /// <summary>A folder of someone's documents, which no output may touch.</summary>
+    public static string Documents(string folder)
+    {
+        Directory.CreateDirectory(Path.Combine(folder, "taxes"));
+        File.WriteAllText(Path.Combine(folder, "thesis.txt"), "four years of work");
+        File.WriteAllBytes(Path.Combine(folder, "taxes", "2025.pdf"), [1, 2, 3]);
+        return folder;
+    }
 }
 
 /// <summary>A fresh folder under the temp folder, removed (with anything made read-only in it made writable again) on dispose.</summary>
