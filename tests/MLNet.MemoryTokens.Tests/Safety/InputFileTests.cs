@@ -11,21 +11,6 @@ namespace MLNet.MemoryTokens.Tests.Safety;
 /// of a batch is named once with a summary; a truncated JPEG decodes as libjpeg does, with a warning.</summary>
 public class InputFileTests
 {
-    static string Fifo(string path)
-    {
-        using var p = Process.Start(new ProcessStartInfo("mkfifo", [path]))!;
-        p.WaitForExit();
-        Assert.Equal(0, p.ExitCode);
-        return path;
-    }
-
-    static string Image(Scratch s, string name, int index = 0)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(s[name])!);
-        File.WriteAllBytes(s[name], Ppm(new ColourSquares(index + 1, 1).Load(index)));
-        return s[name];
-    }
-
     [Fact]
     public void EachBadFileOfABatchIsNamedOnceWithASummary()
     {

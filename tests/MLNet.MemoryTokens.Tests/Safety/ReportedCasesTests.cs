@@ -41,21 +41,6 @@ public class ReportedCasesTests
         public void Report(TrainingProgress value) => report(value);
     }
 
-    static string Fifo(string path)
-    {
-        using var p = Process.Start(new ProcessStartInfo("mkfifo", [path]))!;
-        p.WaitForExit();
-        Assert.Equal(0, p.ExitCode);
-        return path;
-    }
-
-    static string Image(Scratch s, string name, int index = 0)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(s[name])!);
-        File.WriteAllBytes(s[name], Ppm(new ColourSquares(index + 1, 1).Load(index)));
-        return s[name];
-    }
-
     // ------------------------------------------------------------------ train --out deletes a folder recursively
 
     [Fact]

@@ -26,24 +26,6 @@ internal static class SafetyFixtures
         return path;
     }
 
-    /// <summary>Three classes told apart by colour: red, green or blue 16×16 squares with noise.</summary>
-    public sealed class ColourSquares(int count, int seed, int classes = 3) : IImageDataset
-    {
-        public int Count => count;
-        public IReadOnlyList<string> ClassNames { get; } = new[] { "red", "green", "blue" }.Take(classes).ToArray();
-        public int LabelOf(int index) => index % classes;
-        public string SourceOf(int index) => $"colour#{index}";
-        public RgbImage Load(int index)
-        {
-            var rng = new Random(seed * 7919 + index);
-            var px = new byte[16 * 16 * 3];
-            for (int i = 0; i < 256; i++)
-                for (int c = 0; c < 3; c++)
-                    px[i * 3 + c] = (byte)Math.Clamp((c == LabelOf(index) ? 180 : 60) + rng.Next(-50, 50), 0, 255);
-            return new RgbImage(16, 16, px);
-        }
-    }
-
     public static byte[] Ppm(RgbImage image) => [.. System.Text.Encoding.ASCII.GetBytes($"P6\n{image.Width} {image.Height}\n255\n"), .. image.Pixels];
 
     /// <summary>A folder per class of PPM files.</summary>
@@ -118,6 +100,23 @@ internal static class SafetyFixtures
         File.WriteAllText(Path.Combine(folder, "thesis.txt"), "four years of work");
         File.WriteAllBytes(Path.Combine(folder, "taxes", "2025.pdf"), [1, 2, 3]);
         return folder;
+    }
+
+    /// <summary>A named pipe (mkfifo): what a reader must refuse instead of blocking on.</summary>
+    public static string Fifo(string path)
+    {
+        using var p = Process.Start(new ProcessStartInfo("mkfifo", [path]))!;
+        p.WaitForExit();
+        Xunit.Assert.Equal(0, p.ExitCode);
+        return path;
+    }
+
+    /// <summary>A small PPM photo at <paramref name="name"/> in the scratch folder (its folders made).</summary>
+    public static string Image(Scratch s, string name, int index = 0)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(s[name])!);
+        File.WriteAllBytes(s[name], Ppm(new ColourSquares(index + 1, 1).Load(index)));
+        return s[name];
     }
 }
 

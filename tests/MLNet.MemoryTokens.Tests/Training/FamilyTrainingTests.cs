@@ -33,24 +33,6 @@ public class FamilyTrainingTests
         return new Backbone(vit, new PreprocessConfig { InputSize = vit.Config.ImageSize }, family, Backbone.ComputeFingerprint(vit.Parameters));
     }
 
-    /// <summary>Three classes told apart by colour, 16×16 with noise.</summary>
-    sealed class ColourSquares(int count, int seed) : IImageDataset
-    {
-        public int Count => count;
-        public IReadOnlyList<string> ClassNames { get; } = ["red", "green", "blue"];
-        public int LabelOf(int index) => index % 3;
-        public string SourceOf(int index) => $"colour#{index}";
-        public RgbImage Load(int index)
-        {
-            var rng = new Random(seed * 7919 + index);
-            var px = new byte[16 * 16 * 3];
-            for (int i = 0; i < 256; i++)
-                for (int c = 0; c < 3; c++)
-                    px[i * 3 + c] = (byte)Math.Clamp((c == LabelOf(index) ? 180 : 60) + rng.Next(-50, 50), 0, 255);
-            return new RgbImage(16, 16, px);
-        }
-    }
-
     static readonly (string Name, TuningOptions Options)[] MethodOptions =
     [
         ("memory", new() { Method = TuningMethod.Memory, MemoryTokens = 2 }),

@@ -13,24 +13,6 @@ namespace MLNet.MemoryTokens.Tests.Training;
 /// repeatability, resume, divergence, and the same through the command line.</summary>
 public class TrainerTests
 {
-    /// <summary>Three classes told apart by colour: red, green or blue squares with noise, 16×16.</summary>
-    sealed class ColourSquares(int count, int seed) : IImageDataset
-    {
-        public int Count => count;
-        public IReadOnlyList<string> ClassNames { get; } = ["red", "green", "blue"];
-        public int LabelOf(int index) => index % 3;
-        public string SourceOf(int index) => $"colour#{index}";
-        public RgbImage Load(int index)
-        {
-            var rng = new Random(seed * 7919 + index);
-            var px = new byte[16 * 16 * 3];
-            for (int i = 0; i < 256; i++)
-                for (int c = 0; c < 3; c++)
-                    px[i * 3 + c] = (byte)Math.Clamp((c == LabelOf(index) ? 180 : 60) + rng.Next(-50, 50), 0, 255);
-            return new RgbImage(16, 16, px);
-        }
-    }
-
     static Backbone TinyBackbone()
     {
         var vit = VisionTransformer.CreateRandom(new VitConfig { ImageSize = 16, PatchSize = 4, Dim = 32, Depth = 2, Heads = 2, MlpDim = 64, NumClasses = 0 }, seed: 3);
