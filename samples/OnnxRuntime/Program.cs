@@ -14,6 +14,8 @@ using OnnxRuntimeSample;
 //     (the ONNX Runtime side of `mmt bench infer`: one JSON line, timed as the engine's side is)
 // dotnet run --project samples/OnnxRuntime -c Release -- bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224]
 //     [--threads 2] [--seconds 10] [--model checkpoint.safetensors]
+// dotnet run --project samples/OnnxRuntime -c Release -- agreement --model checkpoint --adapter folder --data spec [--limit N] [--threads 2]
+//     (ONNX Runtime's dynamically quantised export of an adapter against ours in fp32: the ONNX Runtime side of `mmt bench agreement`)
 if (args.Length == 4 && args[0] == "predict")
 {
     Console.WriteLine(Consumer.Predict(args[1], args[2], args[3]));
@@ -21,8 +23,10 @@ if (args.Length == 4 && args[0] == "predict")
 }
 if (args.Length >= 1 && args[0] == "bench-multitask") return MultiTaskBench.Run(args[1..]);
 if (args.Length >= 2 && args[0] == "bench-infer") return InferBench.Run(args[1], args[2..]);
+if (args.Length >= 1 && args[0] == "agreement") return Agreement.Run(args[1..]);
 Console.Error.WriteLine("usage: predict <model.onnx> <image> <output> | bench-multitask [--tasks 3] [--tokens 5] [--batch 32] [--image-size 224] [--threads 2] [--seconds 10] [--model path]"
-    + " | bench-infer <model.onnx> [--batch 32] [--image-size 224] [--threads 2] [--seconds 5]");
+    + " | bench-infer <model.onnx> [--batch 32] [--image-size 224] [--threads 2] [--seconds 5]"
+    + " | agreement --model checkpoint --adapter folder --data spec [--limit N] [--threads 2]");
 return 2;
 
 /// <summary>The masked multi-task pass (original head + T tasks) in ONNX Runtime against the engine's <see cref="MultiTaskVit"/>,
@@ -120,6 +124,67 @@ static class MultiTaskBench
 /// optimisations, the given intra-op threads, sequential execution; timed by the engine's rule (the median of repeated calls after
 /// a warm-up of at least 2 calls and 2 seconds, the peak-RSS counter reset before the warm-up). Prints one JSON line. Runs in its
 /// own process, so its peak memory is its own.</summary>
+/// <summary>The same adapter exported in fp32 and in ONNX Runtime's dynamic-quantisation form, run by ONNX Runtime on a data set
+/// prepared by the engine: each export's top-1 agreement with the engine's fp32, accuracy and speed.</summary>
+static class Agreement
+{
+    public static int Run(string[] args)
+    {
+        string? Arg(string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+        string model = Arg("--model") ?? throw new ArgumentException("--model is required."), dir = Arg("--adapter") ?? throw new ArgumentException("--adapter is required.");
+        string spec = Arg("--data") ?? throw new ArgumentException("--data is required.");
+        int threads = int.Parse(Arg("--threads") ?? "2"), batch = 32;
+        Parallelism.Threads = threads;
+        var adapter = Adapter.Load(dir);
+        var backbone = Backbone.Load(model, new BackboneOptions { ImageSize = adapter.Config.ImageSize, DropHead = true });
+        var ds = MLNet.MemoryTokens.Data.ImageDatasets.Open(spec);
+        if (Arg("--limit") is string l) ds = MLNet.MemoryTokens.Data.ImageDatasets.Take(ds, int.Parse(l));
+        var data = MLNet.MemoryTokens.Data.PreparedImages.From(ds, adapter.Config.Preprocess with { InputSize = adapter.Config.ImageSize });
+        var batches = Enumerable.Range(0, (data.Count + batch - 1) / batch)
+            .Select(b => data.Batch(Enumerable.Range(b * batch, Math.Min(batch, data.Count - b * batch)).ToArray())).ToList();
+        var tuned = adapter.CreateModel(backbone, dir);
+        var ours = batches.SelectMany(x => tuned.Forward(x, keepForBackward: false).Data).ToArray();
+        int classes = adapter.Config.ClassLabels.Length;
+        int Top1(float[] logits, int i) => Classification.TopK(logits.AsSpan(i * classes, classes), 1)[0];
+        var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        foreach (bool quantized in new[] { false, true })
+        {
+            string file = Path.Combine(Path.GetTempPath(), $"mmt-agreement-{Environment.ProcessId}-{(quantized ? "int8" : "fp32")}.onnx");
+            try
+            {
+                OnnxExport.Save(file, backbone, [("task", adapter)], new OnnxExportOptions { QuantizeDynamic = quantized });
+                using var session = new InferenceSession(file, options);
+                using var run = new RunOptions();
+                var logits = new List<float>();
+                var sw = new Stopwatch();
+                foreach (var x in batches)
+                {
+                    using var value = OrtValue.CreateTensorValueFromMemory(x.Data, [x.Shape[0], 3, x.Shape[2], x.Shape[3]]);
+                    sw.Start();
+                    using var r = session.Run(run, [OnnxExport.InputName], [value], ["task"]);
+                    sw.Stop();
+                    logits.AddRange(r[0].GetTensorDataAsSpan<float>().ToArray());
+                }
+                var theirs = logits.ToArray();
+                int agree = 0, right = 0;
+                for (int i = 0; i < data.Count; i++)
+                {
+                    if (Top1(theirs, i) == Top1(ours, i)) agree++;
+                    if (Top1(theirs, i) == data.Labels[i]) right++;   // the adapter's classes in the data set's order (as evaluate counts)
+                }
+                Console.WriteLine($"ONNX Runtime {(quantized ? "int8 (dynamic quantisation)" : "fp32")}: top-1 agreement with ours in fp32 {agree}/{data.Count} = {100.0 * agree / data.Count:F2} %, " +
+                    $"accuracy {100.0 * right / data.Count:F2} %, {data.Count / sw.Elapsed.TotalSeconds:F1} img/s");
+            }
+            finally { File.Delete(file); }
+        }
+        return 0;
+    }
+}
+
 static class InferBench
 {
     public static int Run(string model, string[] args)

@@ -30,7 +30,7 @@ public class ExportOnnxCommandTests
     }
 
     /// <summary>A checkpoint file and the backbone loaded from it (as the CLI loads it), plus adapters saved beside it.</summary>
-    static (string Checkpoint, Backbone Backbone) Checkpoint(TempFolder dir)
+    internal static (string Checkpoint, Backbone Backbone) Checkpoint(TempFolder dir)
     {
         var model = RandomBackbone(seed: 9, CliTiny).Model;
         string path = dir.PathOf("vit.safetensors");

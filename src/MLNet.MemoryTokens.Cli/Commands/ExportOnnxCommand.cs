@@ -15,13 +15,14 @@ internal static class ExportOnnxCommand
         var adapters = new Option<string?>("--adapters") { Description = "Comma-separated attention-masked adapter folders ('name=folder' to name an output): the original head and every task in one pass." };
         var name = new Option<string?>("--name") { Description = "Output name for --adapter (default: the adapter folder's name)." };
         var output = new Option<string>("--out", "-o") { Description = "The .onnx file to write.", Required = true };
+        var quantize = new Option<bool>("--quantize-dynamic") { Description = "Write the blocks' Linear layers in ONNX Runtime's dynamic-quantisation form (int8 weights per tensor, uint8 activations at run time), as onnxruntime.quantization.quantize_dynamic does by default." };
         var opset = new Option<int>("--opset") { Description = $"ONNX opset ({OnnxExport.MinOpset} to {OnnxExport.MaxOpset}).", DefaultValueFactory = _ => OnnxExport.DefaultOpset };
         var imageSize = new Option<int?>("--image-size") { Description = "Input size for the backbone alone (an adapter fixes its own)." };
         var noOriginal = new Option<bool>("--no-original") { Description = "With --adapters: leave the backbone's own head out." };
         var features = new Option<bool>("--features") { Description = "With a VQT --adapter: output the features its head reads instead of logits." };
         var force = new Option<bool>("--force") { Description = "Replace an existing file at --out that mmt did not write." };
         var cmd = new Command("export-onnx", "Write an ONNX model (input 'images' [batch, 3, S, S], already normalised; one logits output per task) for ONNX Runtime.")
-            { model, adapter, adapters, name, output, opset, imageSize, noOriginal, features, force };
+            { model, adapter, adapters, name, output, opset, imageSize, noOriginal, features, force, quantize };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             string? one = r.GetValue(adapter), many = r.GetValue(adapters);
@@ -30,7 +31,7 @@ internal static class ExportOnnxCommand
             if (r.GetValue(noOriginal) && many is null) throw new ArgumentException("--no-original applies to --adapters.");
             var options = new OnnxExportOptions
             {
-                Opset = r.GetValue(opset), Features = r.GetValue(features), Overwrite = r.GetValue(force),
+                Opset = r.GetValue(opset), Features = r.GetValue(features), Overwrite = r.GetValue(force), QuantizeDynamic = r.GetValue(quantize),
                 MultiTask = many is not null, OriginalHead = r.GetValue(noOriginal) ? false : null,
             };
             if (options.Opset is < OnnxExport.MinOpset or > OnnxExport.MaxOpset)   // before loading anything

@@ -44,7 +44,11 @@ internal static class PredictCommand
             var backbone = Backbone.Load(r.GetValue(model)!, CommonOptions.Weights(r, new BackboneOptions { ImageSize = r.GetValue(imageSize) }));
             if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter to predict a trained task.");
             var classNames = LoadLabels(r.GetValue(labels), backbone.Model.Config.NumClasses);
-            if (compute.IsManaged) return Predict(backbone, backbone.Model.Forward, files, classNames, k, batchSize, r.GetValue(json));
+            if (compute.IsManaged)
+            {
+                backbone.Model.InferencePrecision = compute.InferencePrecision;
+                return Predict(backbone, backbone.Model.Forward, files, classNames, k, batchSize, r.GetValue(json));
+            }
             using var onDevice = MLNet.MemoryTokens.TorchSharp.TorchSharpBackend.Backbone(backbone.Model, compute);
             return Predict(backbone, onDevice.Predict, files, classNames, k, batchSize, r.GetValue(json));
         }));

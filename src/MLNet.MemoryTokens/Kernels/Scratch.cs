@@ -5,7 +5,7 @@ namespace MLNet.MemoryTokens.Kernels;
 internal static class Scratch
 {
     /// <summary>Distinct uses that can be alive at once on one thread (a GEMM inside an attention task uses three).</summary>
-    public enum Slot { GemmPackedB, GemmPackedA, AttentionScores, ExternalKeyValues, Count }
+    public enum Slot { GemmPackedB, GemmPackedA, AttentionScores, ExternalKeyValues, QuantizedActivations, Count }
 
     [ThreadStatic] static float[]?[]? _arrays;
 

@@ -38,6 +38,23 @@ public sealed class VisionTransformer
     internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
 
     Gemm.PackedB? _patchPacked, _headPacked;
+
+    /// <summary>fp32 (default), int16 or int8: how the blocks' four frozen Linear layers (qkv, proj, fc1, fc2) run in every
+    /// forward that keeps no gradient tape (inference, featurizing, the backbone's cached keys/values). Training steps always run
+    /// fp32. The integer paths quantise the weights once per output channel and each input row at run time
+    /// (<see cref="QuantizedGemm"/>); they need AVX-512BW. Patch embedding, attention, norms and heads stay fp32.</summary>
+    public InferencePrecision InferencePrecision
+    {
+        get => _precision;
+        set
+        {
+            if (!Enum.IsDefined(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "Unknown inference precision.");
+            if (value != InferencePrecision.Fp32 && !QuantizedGemm.IsSupported)
+                throw new PlatformNotSupportedException($"{value} inference needs AVX-512BW, which this CPU (or runtime) does not offer; use fp32.");
+            _precision = value;
+        }
+    }
+    InferencePrecision _precision;
     // inference passes pooled per batch size, so concurrent calls are safe; queues, not bags: a ConcurrentBag keeps items in
     // thread-local lists that outlive Clear() until finalizers run
     readonly ConcurrentDictionary<int, ConcurrentQueue<StreamPass>> _passes = new();

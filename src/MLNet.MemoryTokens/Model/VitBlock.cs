@@ -42,7 +42,32 @@ internal sealed class VitBlock
     Gemm.PackedB ProjPackedT => _projT ??= Gemm.Pack(false, C.Dim, C.Dim, ProjW.Data, C.Dim);
     Gemm.PackedB Fc1PackedT => _fc1T ??= Gemm.Pack(false, C.MlpDim, C.Dim, Fc1W.Data, C.Dim);
     Gemm.PackedB Fc2PackedT => _fc2T ??= Gemm.Pack(false, C.Dim, C.MlpDim, Fc2W.Data, C.MlpDim);
-    public void InvalidatePacked() { _qkv = _proj = _fc1 = _fc2 = _qkvT = _projT = _fc1T = _fc2T = null; }
+    public void InvalidatePacked() { _qkv = _proj = _fc1 = _fc2 = _qkvT = _projT = _fc1T = _fc2T = null; Array.Clear(_quantized); }
+
+    // integer inference (VisionTransformer.InferencePrecision): the same four layers quantised once per format, used only when
+    // no tape is kept; [layer, format]
+    readonly QuantizedGemm.Weights?[,] _quantized = new QuantizedGemm.Weights?[4, 2];
+    enum Layer { Qkv, Proj, Fc1, Fc2 }
+
+    /// <summary>output[R, N] (+)= input[R, K]·Wᵀ + b for one of the block's Linear layers, fp32 or integer.</summary>
+    void Project(Layer layer, QuantizedFormat? format, Span<float> output, ReadOnlySpan<float> input, ReadOnlySpan<float> bias, int rows, bool accumulate = false, bool gelu = false)
+    {
+        if (format is QuantizedFormat f)
+        {
+            ref var q = ref _quantized[(int)layer, (int)f];
+            q ??= layer switch
+            {
+                Layer.Qkv => QuantizedGemm.Quantize(QkvW.Data, 3 * C.Dim, C.Dim, f),
+                Layer.Proj => QuantizedGemm.Quantize(ProjW.Data, C.Dim, C.Dim, f),
+                Layer.Fc1 => QuantizedGemm.Quantize(Fc1W.Data, C.MlpDim, C.Dim, f),
+                _ => QuantizedGemm.Quantize(Fc2W.Data, C.Dim, C.MlpDim, f),
+            };
+            QuantizedGemm.Forward(output, input, q, bias, rows, accumulate, gelu);
+            return;
+        }
+        var packed = layer switch { Layer.Qkv => QkvPacked, Layer.Proj => ProjPacked, Layer.Fc1 => Fc1Packed, _ => Fc2Packed };
+        Linear.Forward(output, input, packed, bias, rows, accumulate);
+    }
 
     /// <summary>The block's one forward: stream x [B, S, D] updated in place, memory sets read as extra keys/values by the groups
     /// that name them. With <paramref name="keep"/> the tape keeps what <see cref="Backward"/> needs; without (inference, the fast
@@ -58,16 +83,22 @@ internal sealed class VitBlock
         var c = C;
         int d = c.Dim, rows = batch * seqRows;
         tape.Ensure(c, batch, seqRows, memories, groups, keep, external?.Rows ?? 0, weightGradients, live);
+#pragma warning disable MMT0001   // int8: experimental (below the agreement gate), still run when asked for
+        QuantizedFormat? integer = keep ? null : _model.InferencePrecision switch
+        {
+            InferencePrecision.Int8 => QuantizedFormat.Int8, InferencePrecision.Int16 => QuantizedFormat.Int16, _ => null,
+        };
+#pragma warning restore MMT0001
         if (keep) Array.Copy(x, tape.Input, (long)rows * d);
         // LN1 and qkv of the stream rows                                       [B, S, D] → [B, S, 3D]
         LayerNorm.Forward(tape.Ln1, keep ? tape.Ln1Mean : default, keep ? tape.Ln1Rstd : default, x, Norm1W.Data, Norm1B.Data, rows, d, c.LayerNormEps);
-        Linear.Forward(tape.Qkv, tape.Ln1, QkvPacked, QkvBias, rows);
+        Project(Layer.Qkv, integer, tape.Qkv, tape.Ln1, QkvBias, rows);
         // LN1 and qkv of each memory set, once for the whole batch              [m, D] → [m, 3D]
         for (int j = 0; j < memories.Count; j++)
         {
             int m = memories[j].Length / d;
             LayerNorm.Forward(tape.MemLn1[j], keep ? tape.MemMean[j] : default, keep ? tape.MemRstd[j] : default, memories[j].Span, Norm1W.Data, Norm1B.Data, m, d, c.LayerNormEps);
-            Linear.Forward(tape.MemQkv[j], tape.MemLn1[j], QkvPacked, QkvBias, m);
+            Project(Layer.Qkv, integer, tape.MemQkv[j], tape.MemLn1[j], QkvBias, m);
         }
         // attention, group by group, into the query rows of Attn              [B, S, D]
         // all groups in one pass over (sample, head): each sample's keys/values are read once for every group (probability
@@ -93,26 +124,27 @@ internal sealed class VitBlock
             live.Gather(tape.Attn, pa, batch, seqRows, d);
         }
         // x ← x + [γ1 ⊙] (Attn Wprojᵀ + b) (rows no group queried keep a zero attention output: the residual passes them through)
-        if (Gamma1 is null) Linear.Forward(px, pa, ProjPacked, ProjB.Data, prows, accumulate: true);
+        if (Gamma1 is null) Project(Layer.Proj, integer, px, pa, ProjB.Data, prows, accumulate: true);
         else
         {
-            Linear.Forward(tape.Branch1, pa, ProjPacked, ProjB.Data, prows);
+            Project(Layer.Proj, integer, tape.Branch1, pa, ProjB.Data, prows);
             AddScaled(px, tape.Branch1, Gamma1.Data, prows, d);
         }
         if (keep) Array.Copy(px, tape.Mid, (long)prows * d);
         // x ← x + [γ2 ⊙] FC2(act(FC1(LN2(x)))), act = GELU or QuickGELU (its derivative kept for backward)
         LayerNorm.Forward(tape.Ln2, keep ? tape.Ln2Mean : default, keep ? tape.Ln2Rstd : default, px, Norm2W.Data, Norm2B.Data, prows, d, c.LayerNormEps);
-        if (c.Activation == VitActivation.Gelu) Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+        if (c.Activation == VitActivation.Gelu && integer is null) Linear.ForwardGelu(keep ? tape.GeluDerivative : default, tape.Gelu, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+        else if (c.Activation == VitActivation.Gelu) Project(Layer.Fc1, integer, tape.Gelu, tape.Ln2, Fc1B.Data, prows, gelu: true);
         else
         {
             var hidden = tape.Gelu.AsSpan(0, prows * c.MlpDim);
-            Linear.Forward(hidden, tape.Ln2, Fc1Packed, Fc1B.Data, prows);
+            Project(Layer.Fc1, integer, hidden, tape.Ln2, Fc1B.Data, prows);
             QuickGelu.Forward(hidden, keep ? tape.GeluDerivative.AsSpan(0, prows * c.MlpDim) : default, hidden);
         }
-        if (Gamma2 is null) Linear.Forward(px, tape.Gelu, Fc2Packed, Fc2B.Data, prows, accumulate: true);
+        if (Gamma2 is null) Project(Layer.Fc2, integer, px, tape.Gelu, Fc2B.Data, prows, accumulate: true);
         else
         {
-            Linear.Forward(tape.Branch2, tape.Gelu, Fc2Packed, Fc2B.Data, prows);
+            Project(Layer.Fc2, integer, tape.Branch2, tape.Gelu, Fc2B.Data, prows);
             AddScaled(px, tape.Branch2, Gamma2.Data, prows, d);
         }
         live?.Scatter(px, x, batch, seqRows, d);

@@ -30,6 +30,8 @@ internal sealed record ExportPlan
     /// rows too, besides the original tokens.</summary>
     public bool QueriesReadMemory { get; init; }
     public required IReadOnlyList<HeadPlan> Heads { get; init; }
+    /// <summary>The blocks' Linear layers in ONNX Runtime's dynamic-quantisation form (<see cref="OnnxExportOptions.QuantizeDynamic"/>).</summary>
+    public bool QuantizeLinears { get; init; }
     /// <summary>Name/value pairs stored in the model's metadata (labels, preprocessing).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 

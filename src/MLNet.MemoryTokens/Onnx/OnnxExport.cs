@@ -23,6 +23,11 @@ public sealed record OnnxExportOptions
     public bool Features { get; init; }
     /// <summary>Replace an existing file that this library did not write (a model it wrote is always replaced).</summary>
     public bool Overwrite { get; init; }
+    /// <summary>The blocks' Linear layers in ONNX Runtime's dynamic-quantisation form, as <c>onnxruntime.quantization.quantize_dynamic</c>
+    /// writes it with its defaults: weights int8, symmetric, one scale per tensor; activations uint8, quantised at run time per
+    /// tensor (DynamicQuantizeLinear → MatMulInteger → Cast → Mul by the scales → Add bias; ONNX Runtime fuses the chain).
+    /// Patch embedding, attention, norms and heads stay float32.</summary>
+    public bool QuantizeDynamic { get; init; }
 }
 
 /// <summary>What <see cref="OnnxExport.Save"/> wrote.</summary>
@@ -60,7 +65,7 @@ public static class OnnxExport
         tasks ??= [];
         if (options.Opset is < MinOpset or > MaxOpset)
             throw new ArgumentException($"ONNX opset {options.Opset} is not supported: use {MinOpset} to {MaxOpset} (LayerNormalization needs {MinOpset}).");
-        var plan = Plan(backbone, tasks, options);
+        var plan = Plan(backbone, tasks, options) with { QuantizeLinears = options.QuantizeDynamic };
         var model = VitOnnxGraph.Build(plan, options.Opset);
         if (model.Size > MaxBytes)
             throw new NotSupportedException($"The model is {model.Size / (1 << 20)} MiB; one ONNX protobuf file holds at most 2 GiB (external weight files are not supported).");

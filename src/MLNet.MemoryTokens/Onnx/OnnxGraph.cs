@@ -41,6 +41,14 @@ internal sealed class OnnxGraph
         return name;
     }
 
+    /// <summary>An int8 initializer (quantised weights, zero points).</summary>
+    public string Int8Weight(string name, sbyte[] data, params int[] dims)
+    {
+        Claim(name);
+        _initializers.Add(OnnxProto.Tensor(name, dims.Select(d => (long)d).ToArray(), data));
+        return name;
+    }
+
     /// <summary>An int64 constant (shapes, axes, indices), shared by every node that needs the same values.</summary>
     public string Ints(params long[] values) => IntTensor([values.Length], values);
 

@@ -221,7 +221,7 @@ internal sealed class VitOnnxGraph
     /// model has none, as qkv in some).</summary>
     string Linear(string x, string prefix)
     {
-        var y = g.MatMul(x, WT(prefix + ".weight"));
+        var y = p.QuantizeLinears && prefix.StartsWith("blocks.", StringComparison.Ordinal) ? QuantizedMatMul(x, prefix + ".weight") : g.MatMul(x, WT(prefix + ".weight"));
         return p.Trunk.ContainsKey(prefix + ".bias") ? g.Add(y, W(prefix + ".bias")) : y;
     }
 
@@ -288,6 +288,33 @@ internal sealed class VitOnnxGraph
         if (_trunk.TryGetValue(name, out var id)) return id;
         var t = Trunk(name);
         return _trunk[name] = g.Weight("backbone/" + name, t.Data, t.Shape);
+    }
+
+    /// <summary>x·Wᵀ in ONNX Runtime's dynamic-quantisation form: W [out, in] → Wqᵀ [in, out] int8, symmetric, one scale
+    /// (2·max|W|/255, zero point 0, as quantize_dynamic computes it); x quantised to uint8 at run time by DynamicQuantizeLinear.</summary>
+    string QuantizedMatMul(string x, string name)
+    {
+        if (!_quantized.TryGetValue(name, out var weight)) _quantized[name] = weight = QuantizedWeight(name);
+        var wz = _int8Zero ??= g.Int8Weight("const/int8_zero", [0]);
+        var xq = g.Op("DynamicQuantizeLinear", 3, [x]);                               // uint8 x, its scale, its zero point
+        var yi = g.Op("MatMulInteger", [xq[0], weight.Id, xq[2], wz]);                  // int32
+        var yf = g.Op("Cast", [yi], OnnxGraph.A("to", (long)OnnxProto.Float32));
+        return g.Mul(yf, g.Mul(xq[1], weight.Scale));
+    }
+    string? _int8Zero;
+    readonly Dictionary<string, (string Id, string Scale)> _quantized = new(StringComparer.Ordinal);
+
+    /// <summary>A trunk linear weight [out, in] as int8 [in, out] with its one scale (an initializer each, shared by every use).</summary>
+    (string Id, string Scale) QuantizedWeight(string name)
+    {
+        var t = Trunk(name);
+        int rows = t.Shape[0], cols = t.Shape[1];
+        float absMax = MathF.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(t.Data));   // MaxMagnitude keeps the sign
+        float scale = absMax > 0 ? 2f * absMax / 255f : 1f;
+        var q = new sbyte[t.Length];
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) q[(long)j * rows + i] = (sbyte)Math.Clamp((int)MathF.Round(t.Data[(long)i * cols + j] / scale), -128, 127);
+        return (g.Int8Weight("backbone/" + name + "^Tq", q, cols, rows), g.Scalar(scale));
     }
 
     /// <summary>A trunk linear weight [out, in], transposed to [in, out].</summary>

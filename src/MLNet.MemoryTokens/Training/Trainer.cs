@@ -63,6 +63,10 @@ public static class Trainer
     {
         tuning.Validate(backbone);
         options.Validate();
+        // the frozen parts a step computes without a tape (cached keys/values, validation) would otherwise run in the
+        // integer precision: training is fp32 throughout, and says so rather than switching a model other threads may be serving
+        if (backbone.Model.InferencePrecision != InferencePrecision.Fp32)
+            throw new ArgumentException($"Backbone {backbone.Source} is set to {backbone.Model.InferencePrecision} inference; training runs in fp32: set its Model.InferencePrecision to Fp32 to train (and back to serve).");
         TrainingDataCheck.Check(trainSet);
         var cancel = options.CancellationToken;
         int classes = trainSet.ClassNames.Count;

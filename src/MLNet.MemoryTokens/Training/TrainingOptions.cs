@@ -48,6 +48,8 @@ public sealed record TrainingOptions
         if (Resume && CheckpointDirectory is null) throw new ArgumentException("Resume needs a checkpoint directory.");
         ArgumentNullException.ThrowIfNull(Compute);
         Compute.Validate();
+        if (Compute.IsInteger)
+            throw new ArgumentException($"{Compute.Precision} is an inference precision (predict, evaluate, featurize, serving); training runs in float32 (or bf16 on the TorchSharp backend).", nameof(Compute));
     }
 }
 

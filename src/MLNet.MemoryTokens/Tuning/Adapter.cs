@@ -162,7 +162,10 @@ public sealed class Adapter
         EnsureMatches(backbone, where);
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
-        var methodCompute = TuningMethods.Compute(Config.Method, compute ?? ComputeOptions.Managed);
+        compute ??= ComputeOptions.Managed;
+        compute.Validate();
+        var methodCompute = TuningMethods.Compute(Config.Method, compute);
+        if (compute.IsManaged && compute.IsInteger) backbone.Model.InferencePrecision = compute.InferencePrecision;
         var options = RecordedOptions(earlier);
         try { options.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }

@@ -1,8 +1,9 @@
 namespace MLNet.MemoryTokens.Tuning;
 
-/// <summary>How matrix products run: float32 throughout, or bfloat16 autocast (linear layers and attention in bf16; norms,
-/// residual stream, head, loss and optimizer in float32) — a GPU backend's option.</summary>
-public enum ComputePrecision { Float32, BFloat16 }
+/// <summary>How matrix products run: float32 throughout; bfloat16 autocast (linear layers and attention in bf16; norms,
+/// residual stream, head, loss and optimizer in float32) — a GPU backend's option; or int16 — the managed engine's inference
+/// option for the frozen backbone's Linear layers (<see cref="Model.InferencePrecision.Int16"/>; never for training).</summary>
+public enum ComputePrecision { Float32, BFloat16, Int16 }
 
 /// <summary>Which compute backend runs a method, and where: the managed engine on the CPU by default; another backend (e.g.
 /// <c>torchsharp</c>, registered by its package) on a device it names. <see cref="TuningMethods.Compute(TuningMethod, ComputeOptions)"/>
@@ -39,12 +40,23 @@ public sealed record ComputeOptions
         if (string.IsNullOrWhiteSpace(Backend)) throw new ArgumentException("Name a compute backend (managed, or one a backend package registered).", nameof(Backend));
         var kind = DeviceKind(Device);
         if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision.");
+        if (IsInteger)
+        {
+            if (!IsManaged) throw new NotSupportedException($"{Precision} is a managed-engine inference precision; backend '{Backend}' runs fp32 or bf16.");
+            if (!Kernels.QuantizedGemm.IsSupported) throw new PlatformNotSupportedException($"{Precision} inference needs AVX-512BW, which this CPU (or runtime) does not offer; use fp32.");
+        }
         if (!IsManaged) return;
         if (kind == "cuda")
             throw new NotSupportedException($"The managed engine computes on the CPU; device '{Device}' needs the TorchSharp backend (backend \"torchsharp\", package MLNet.MemoryTokens.TorchSharp with TorchSharp-cuda-linux).");
-        if (Precision != ComputePrecision.Float32)
-            throw new NotSupportedException("The managed engine computes in float32; bf16 autocast is an option of the TorchSharp backend on CUDA.");
+        if (Precision == ComputePrecision.BFloat16)
+            throw new NotSupportedException("The managed engine computes in float32 (or int16 at inference); bf16 autocast is an option of the TorchSharp backend on CUDA.");
     }
 
-    public override string ToString() => IsManaged ? Backend : $"{Backend} ({Device}{(Precision == ComputePrecision.BFloat16 ? ", bf16" : "")})";
+    /// <summary>int16: an inference precision of the managed engine's backbone.</summary>
+    public bool IsInteger => Precision == ComputePrecision.Int16;
+
+    /// <summary>The backbone precision this asks the managed engine for at inference.</summary>
+    public Model.InferencePrecision InferencePrecision => IsInteger ? Model.InferencePrecision.Int16 : Model.InferencePrecision.Fp32;
+
+    public override string ToString() => IsManaged ? Backend + (IsInteger ? $" ({Precision.ToString().ToLowerInvariant()})" : "") : $"{Backend} ({Device}{(Precision == ComputePrecision.BFloat16 ? ", bf16" : "")})";
 }

@@ -13,7 +13,7 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmark against the anchors side by side (ONNX Runtime for inference, PyTorch, and the TorchSharp backend): infer, gemm, train, e2e, vqt, multitask, memory.");
+        var cmd = new Command("bench", "Benchmark against the anchors side by side (ONNX Runtime for inference, PyTorch, and the TorchSharp backend): infer, gemm, train, e2e, vqt, multitask, memory, agreement.");
         cmd.Subcommands.Add(InferBench.Create());
         cmd.Subcommands.Add(GemmBench.Create());
         cmd.Subcommands.Add(TrainBench.Create());
@@ -21,6 +21,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(VqtBench.Create());
         cmd.Subcommands.Add(MemoryBench.Create());
         cmd.Subcommands.Add(E2eBench.Create());
+        cmd.Subcommands.Add(AgreementBench.Create());
         return cmd;
     }
 
@@ -46,7 +47,7 @@ internal static class BenchCommand
             new Option<bool>("--no-torch") { Description = "Without PyTorch's figures." },
             null!);
         cmd.Options.Add(s.Threads); cmd.Options.Add(s.Seconds); cmd.Options.Add(s.Python); cmd.Options.Add(s.Script); cmd.Options.Add(s.NoTorch);
-        return torchSharp ? s with { Backend = BackendOptions.AddTo(cmd, "managed (default): our figures and PyTorch's; torchsharp: the TorchSharp backend's too, in this process, with ratios.") } : s;
+        return torchSharp ? s with { Backend = BackendOptions.AddTo(cmd, "managed (default): our figures and PyTorch's; torchsharp: the TorchSharp backend's too, in this process, with ratios.", benchmark: true) } : s;
     }
 
     internal static List<Dictionary<string, double>> RunTorch(ParseResult r, Shared s, string[] args)

@@ -2,6 +2,8 @@ using System.CommandLine;
 using MLNet.MemoryTokens.Kernels;
 using MLNet.MemoryTokens.Model;
 
+#pragma warning disable MMT0001   // the benchmarks measure the experimental int8 backbone too
+
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
 /// <summary><c>mmt bench infer</c>: ViT forward throughput and peak memory, ours, ONNX Runtime's and PyTorch's, with the forward's
@@ -36,10 +38,24 @@ internal static class InferBench
             Console.WriteLine($"ViT forward, {(path is null ? a : Path.GetFileName(path))} ({BenchArch.Describe(config)}) image {px}, batch {b}, {threads} threads, {Environment.ProcessorCount} cores, Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
             var (ours, cpus, peaks) = (new List<double>(), new List<double>(), new List<double>());
             var (orts, torches) = (new List<Dictionary<string, double>>(), new List<Dictionary<string, double>>());
+            // --precision (the backend options'): int16 / int8 run our integer backbone beside our fp32 and ONNX Runtime's
+            // dynamically quantised model of the same weights
+            var integer = r.GetValue(s.Backend!.Precision) switch { "int8" => InferencePrecision.Int8, "int16" => InferencePrecision.Int16, _ => InferencePrecision.Fp32 };
+            bool int8 = integer != InferencePrecision.Fp32;
+            var (oursFp32, ortsInt8) = (new List<Dictionary<string, double>>(), new List<Dictionary<string, double>>());
             for (int k = 0; k < n; k++)
             {
+                if (int8)
+                {
+                    // our fp32 first (the reference the int8 path is measured against), then int8: its peak is what int8 needs
+                    vit.InferencePrecision = InferencePrecision.Fp32;
+                    var (s32, c32) = Timing.Measure(() => vit.Forward(x), seconds);
+                    oursFp32.Add(new() { ["images_per_second"] = b / s32, ["seconds"] = s32, ["cpu_seconds"] = c32 });
+                    vit.InferencePrecision = integer;
+                }
                 var (sec, cpu) = Timing.Measure(() => vit.Forward(x), seconds);
                 ours.Add(sec); cpus.Add(cpu); peaks.Add(Timing.PeakRssMb());
+                if (int8 && !r.GetValue(ort.NoOrt)) ortsInt8.Add(OnnxRuntimeAnchor.InferQuantized(r, s, ort, vit, path is null ? a : Path.GetFileNameWithoutExtension(path), px, b));
                 if (!r.GetValue(ort.NoOrt)) orts.Add(OnnxRuntimeAnchor.Infer(r, s, ort, a, px, b, path));
                 if (!r.GetValue(s.NoTorch))
                     torches.Add(BenchCommand.RunTorch(r, s, ["infer", "--arch", a, "--batch", b.ToString(), "--image-size", px.ToString(), .. path is string mm ? new[] { "--model", mm } : []]).First());
@@ -56,21 +72,23 @@ internal static class InferBench
             var sharpFigures = sharp is null ? null : new Dictionary<string, double> { ["images_per_second"] = sharp.ImagesPerSecond, ["seconds"] = sharp.MedianMilliseconds / 1000, ["peak_rss_mb"] = sharp.PeakRssMb };
             var anchors = new List<(string Name, Dictionary<string, double>? Figures)>
             {
-                ("ONNX Runtime", Median(orts)), ("TorchSharp", sharpFigures), ("PyTorch", Median(torches)),
+                ("ours fp32", Median(oursFp32)), ("ONNX Runtime", Median(orts)), ("ONNX Runtime int8", Median(ortsInt8)), ("TorchSharp", sharpFigures), ("PyTorch", Median(torches)),
             }.Where(t => t.Figures is not null).ToList();
+            if (int8) Console.WriteLine($"ours: {integer} backbone (Linear layers integer, per-channel weights, per-row activations); 'ours fp32' the same model in fp32; 'ONNX Runtime int8' its dynamically quantised model of the same weights (per-tensor int8 weights, uint8 activations); peak RSS: int8 after fp32 in one process");
             double?[] Col(Func<Dictionary<string, double>, double?> f) => anchors.Select(t => f(t.Figures!)).ToArray();
+            double? Peak(Dictionary<string, double> f) => f.TryGetValue("peak_rss_mb", out var v) ? v : null;
             BenchReport.Print(anchors.Select(t => t.Name).ToList(),
             [
                 ("images/s", b / ourSec, Col(f => f["images_per_second"]), true),
                 ("ms per batch", ourSec * 1000, Col(f => f["seconds"] * 1000), false),
                 ("CPU ms per batch", Timing.MedianOf(cpus) * 1000, Col(f => f.TryGetValue("cpu_seconds", out var c) ? c * 1000 : null), false),
-                ("peak RSS MB", peaks.Max(), Col(f => f["peak_rss_mb"]), false),
+                ("peak RSS MB", peaks.Max(), Col(Peak), false),
             ]);
             double flop = BenchArch.ForwardFlops(config) * b;
             Console.WriteLine($"forward {flop / ourSec / 1e9:F1} GFLOP/s ({BenchArch.ForwardFlops(config) / 1e9:F2} GFLOP per image): {flop / ourSec / 1e9 / gemmPeak:P0} of our GEMM peak, {gemmPeak:F1} GFLOP/s (the best of this model's four linear-layer shapes, weights packed once, measured in this run)"
                 + string.Concat(anchors.Select(t => $"; {t.Name} {flop / t.Figures!["seconds"] / 1e9:F1} GFLOP/s")));
             if (n > 1)
-                foreach (var (name, runs) in new[] { ("ONNX Runtime", orts), ("PyTorch", torches) })
+                foreach (var (name, runs) in new[] { ("ours fp32", oursFp32), ("ONNX Runtime", orts), ("ONNX Runtime int8", ortsInt8), ("PyTorch", torches) })
                     if (runs.Count == n) Console.WriteLine($"speed-up over {name}, median of the {n} rounds' ratios: {Timing.MedianOf(runs.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
         }));

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
+using MLNet.MemoryTokens.Imaging;
+using MLNet.MemoryTokens.Model;
 
 namespace MLNet.MemoryTokens.Cli.Commands.Bench;
 
@@ -23,9 +25,24 @@ internal static class OnnxRuntimeAnchor
 
     /// <summary>ONNX Runtime's forward of the architecture (random weights of its shape, or <paramref name="model"/>) at batch and
     /// image size: images_per_second, seconds, cpu_seconds, peak_rss_mb.</summary>
-    public static Dictionary<string, double> Infer(ParseResult r, BenchCommand.Shared s, Options o, string arch, int imageSize, int batch, string? model)
+    public static Dictionary<string, double> Infer(ParseResult r, BenchCommand.Shared s, Options o, string arch, int imageSize, int batch, string? model) =>
+        InferFile(r, s, o, Export(r.GetValue(s.Python)!, arch, imageSize, model), imageSize, batch);
+
+    /// <summary>ONNX Runtime's dynamically quantised model of the same weights (<paramref name="vit"/>): the blocks' Linear layers
+    /// in the form onnxruntime.quantization.quantize_dynamic writes by default (<see cref="Onnx.OnnxExportOptions.QuantizeDynamic"/>),
+    /// written by our exporter (PyPI, and so ONNX Runtime's Python quantiser, is not reachable here).</summary>
+    public static Dictionary<string, double> InferQuantized(ParseResult r, BenchCommand.Shared s, Options o, VisionTransformer vit, string name, int imageSize, int batch)
     {
-        string onnx = Export(r.GetValue(s.Python)!, arch, imageSize, model);
+        string dir = Path.Combine(Path.GetTempPath(), "mmt-bench-onnx");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, $"{name}_{imageSize}_int8_dynamic.onnx");
+        var backbone = new Backbone(vit, new PreprocessConfig { InputSize = imageSize }, name, "bench");
+        Onnx.OnnxExport.Save(path, backbone, options: new Onnx.OnnxExportOptions { QuantizeDynamic = true });
+        return InferFile(r, s, o, path, imageSize, batch);
+    }
+
+    static Dictionary<string, double> InferFile(ParseResult r, BenchCommand.Shared s, Options o, string onnx, int imageSize, int batch)
+    {
         string runner = Runner(r.GetValue(o.Runner));
         var inv = System.Globalization.CultureInfo.InvariantCulture;
         return BenchCommand.RunJsonLines("dotnet", [runner, "bench-infer", onnx, "--batch", batch.ToString(inv), "--image-size", imageSize.ToString(inv),
