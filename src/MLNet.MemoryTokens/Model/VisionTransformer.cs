@@ -38,6 +38,7 @@ public sealed class VisionTransformer
     internal Tensor? HeadBias => _parameters.GetValueOrDefault("head.bias");     // [C]
 
     Gemm.PackedB? _patchPacked, _headPacked;
+    bool _stale;   // weights changed since the panels above were packed: repack them in place on next use
 
     /// <summary>fp32 (default), int16 or int8: how the blocks' four frozen Linear layers (qkv, proj, fc1, fc2) run in every
     /// forward that keeps no gradient tape (inference, featurizing, the backbone's cached keys/values). Training steps always run
@@ -111,12 +112,22 @@ public sealed class VisionTransformer
     /// <summary>Rebuild the packed GEMM panels on next use: call after changing any weight in place.</summary>
     public void InvalidatePackedWeights()
     {
-        _patchPacked = null; _headPacked = null;
+        _stale = true;
         foreach (var b in Blocks) b.InvalidatePacked();
     }
 
-    internal Gemm.PackedB PatchPacked => _patchPacked ??= Gemm.Pack(true, Config.InChannels * Config.PatchSize * Config.PatchSize, Config.Dim, PatchWeight.Data, Config.InChannels * Config.PatchSize * Config.PatchSize);
-    internal Gemm.PackedB? HeadPacked => HeadWeight is null ? null : _headPacked ??= Gemm.Pack(true, Config.Dim, Config.NumClasses, HeadWeight.Data, Config.Dim);
+    internal Gemm.PackedB PatchPacked { get { Refresh(); return _patchPacked ??= Gemm.Pack(true, PatchK, Config.Dim, PatchWeight.Data, PatchK); } }
+    internal Gemm.PackedB? HeadPacked { get { Refresh(); return HeadWeight is null ? null : _headPacked ??= Gemm.Pack(true, Config.Dim, Config.NumClasses, HeadWeight.Data, Config.Dim); } }
+    int PatchK => Config.InChannels * Config.PatchSize * Config.PatchSize;
+
+    /// <summary>Repacks stale panels into their own buffers (a trained backbone changes every step: no fresh arrays each time).</summary>
+    void Refresh()
+    {
+        if (!_stale) return;
+        _stale = false;
+        if (_patchPacked is not null) Gemm.Repack(_patchPacked, true, PatchWeight.Data, PatchK);
+        if (_headPacked is not null && HeadWeight is not null) Gemm.Repack(_headPacked, true, HeadWeight.Data, Config.Dim);
+    }
 
     /// <summary>The full forward: logits [B, C] from images [B, C_in, H, W]. The last block takes only the rows the head reads
     /// past attention (the class token, the distillation token, or the patches when pooling by average), so this is a little

@@ -16,7 +16,9 @@ internal sealed class VitBlock
     public readonly Tensor Norm1W, Norm1B, QkvW, ProjW, ProjB, Norm2W, Norm2B, Fc1W, Fc1B, Fc2W, Fc2B;
     /// <summary>[3D] or null (no qkv bias); [D] LayerScale's γ of each branch, or null.</summary>
     public readonly Tensor? QkvB, Gamma1, Gamma2;
-    Gemm.PackedB? _qkv, _proj, _fc1, _fc2, _qkvT, _projT, _fc1T, _fc2T;
+    // packed panels, each with the weights' version it holds: a stale one is repacked into its own buffer, not reallocated
+    readonly (Gemm.PackedB? Panels, int Version)[] _packed = new (Gemm.PackedB?, int)[8];
+    int _version;
 
     public VitBlock(VisionTransformer model, int index)
     {
@@ -34,15 +36,28 @@ internal sealed class VitBlock
     VitConfig C => _model.Config;
     ReadOnlySpan<float> QkvBias => QkvB is null ? default : QkvB.Data;
     // Forward panels hold Wᵀ (y = x Wᵀ); backward panels hold W (dx = dy W). Both packed once while the weights are frozen.
-    public Gemm.PackedB QkvPacked => _qkv ??= Gemm.Pack(true, C.Dim, 3 * C.Dim, QkvW.Data, C.Dim);
-    public Gemm.PackedB ProjPacked => _proj ??= Gemm.Pack(true, C.Dim, C.Dim, ProjW.Data, C.Dim);
-    public Gemm.PackedB Fc1Packed => _fc1 ??= Gemm.Pack(true, C.Dim, C.MlpDim, Fc1W.Data, C.Dim);
-    public Gemm.PackedB Fc2Packed => _fc2 ??= Gemm.Pack(true, C.MlpDim, C.Dim, Fc2W.Data, C.MlpDim);
-    Gemm.PackedB QkvPackedT => _qkvT ??= Gemm.Pack(false, 3 * C.Dim, C.Dim, QkvW.Data, C.Dim);
-    Gemm.PackedB ProjPackedT => _projT ??= Gemm.Pack(false, C.Dim, C.Dim, ProjW.Data, C.Dim);
-    Gemm.PackedB Fc1PackedT => _fc1T ??= Gemm.Pack(false, C.MlpDim, C.Dim, Fc1W.Data, C.Dim);
-    Gemm.PackedB Fc2PackedT => _fc2T ??= Gemm.Pack(false, C.Dim, C.MlpDim, Fc2W.Data, C.MlpDim);
-    public void InvalidatePacked() { _qkv = _proj = _fc1 = _fc2 = _qkvT = _projT = _fc1T = _fc2T = null; Array.Clear(_quantized); }
+    public Gemm.PackedB QkvPacked => Packed(0, true, C.Dim, 3 * C.Dim, QkvW);
+    public Gemm.PackedB ProjPacked => Packed(1, true, C.Dim, C.Dim, ProjW);
+    public Gemm.PackedB Fc1Packed => Packed(2, true, C.Dim, C.MlpDim, Fc1W);
+    public Gemm.PackedB Fc2Packed => Packed(3, true, C.MlpDim, C.Dim, Fc2W);
+    Gemm.PackedB QkvPackedT => Packed(4, false, 3 * C.Dim, C.Dim, QkvW);
+    Gemm.PackedB ProjPackedT => Packed(5, false, C.Dim, C.Dim, ProjW);
+    Gemm.PackedB Fc1PackedT => Packed(6, false, C.MlpDim, C.Dim, Fc1W);
+    Gemm.PackedB Fc2PackedT => Packed(7, false, C.Dim, C.MlpDim, Fc2W);
+
+    /// <summary>Slot <paramref name="slot"/>'s panels of W [rows, cols] (transB: Wᵀ, K = cols; else W, K = rows), packed on
+    /// first use and repacked in place after <see cref="InvalidatePacked"/>.</summary>
+    Gemm.PackedB Packed(int slot, bool transB, int k, int n, Tensor w)
+    {
+        ref var entry = ref _packed[slot];
+        int version = _version;
+        if (entry.Panels is null) entry = (Gemm.Pack(transB, k, n, w.Data, transB ? k : n), version);
+        else if (entry.Version != version) { Gemm.Repack(entry.Panels, transB, w.Data, transB ? k : n); entry.Version = version; }
+        return entry.Panels;
+    }
+
+    /// <summary>The weights changed (a training step): panels repack on next use; integer weights are dropped (inference only).</summary>
+    public void InvalidatePacked() { _version++; Array.Clear(_quantized); }
 
     // integer inference (VisionTransformer.InferencePrecision): the same four layers quantised once per format, used only when
     // no tape is kept; [layer, format]

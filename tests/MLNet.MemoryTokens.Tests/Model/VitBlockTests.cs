@@ -55,4 +55,29 @@ public class VitBlockTests
         Assert.Throws<ArgumentException>(() => vit.Blocks[0].Forward(x, 1, s, [], [new AttentionGroup(0, s, [(0, s)], [])], tape, live: new LiveRows((0, 1))));
         Assert.Throws<ArgumentException>(() => vit.Blocks[0].Forward(x, 1, s, [], [new AttentionGroup(2, 1, [(0, s)], [])], tape, live: new LiveRows((2, 1), (1, 1))));   // not ascending
     }
+
+    [Fact]
+    public void PanelsRepackInPlaceAfterTheWeightsChangeAndEqualFreshOnes()
+    {
+        // full fine-tuning changes every weight each step: the packed panels must follow (in their own buffers, no new arrays)
+        var vit = VisionTransformer.CreateRandom(new VitConfig { ImageSize = 32, PatchSize = 8, Dim = 64, Depth = 2, Heads = 4, MlpDim = 128, NumClasses = 5 }, seed: 1);
+        var x = new Tensor([2, 3, 32, 32], Numerics.Random(2 * 3 * 32 * 32, 2));
+        var before = vit.Forward(x).Clone();
+        var panels = (vit.Blocks[0].QkvPacked.Data, vit.Blocks[1].Fc2Packed.Data, vit.PatchPacked.Data, vit.HeadPacked!.Data);
+        int seed = 3;
+        foreach (var t in vit.Parameters.Values)
+        {
+            var noise = Numerics.Random(t.Length, ++seed, 0.05f);
+            for (int i = 0; i < t.Length; i++) t.Data[i] += noise[i];
+        }
+        vit.InvalidatePackedWeights();
+        var after = vit.Forward(x).Clone();
+        var fresh = new VisionTransformer(vit.Config, vit.Parameters).Forward(x);
+        Assert.Equal(fresh.Data, after.Data);
+        Assert.NotEqual(before.Data, after.Data);
+        Assert.Same(panels.Item1, vit.Blocks[0].QkvPacked.Data);
+        Assert.Same(panels.Item2, vit.Blocks[1].Fc2Packed.Data);
+        Assert.Same(panels.Item3, vit.PatchPacked.Data);
+        Assert.Same(panels.Item4, vit.HeadPacked!.Data);
+    }
 }

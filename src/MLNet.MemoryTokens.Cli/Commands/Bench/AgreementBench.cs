@@ -88,7 +88,9 @@ internal static class AgreementBench
             }
             Console.WriteLine($"top-1 agreement {name} vs fp32: {agree}/{count} = {100.0 * agree / count:F2} %   largest |logit difference| {maxDiff:F4}");
             if (labels is not null) Console.WriteLine($"accuracy: fp32 {100.0 * right32 / count:F2} %, {name} {100.0 * right8 / count:F2} %");
-            Console.WriteLine($"speed over the same decoded batches: fp32 {count / fp32Seconds:F1} img/s, {name} {count / int8Seconds:F1} img/s ({fp32Seconds / int8Seconds:F2}x)");
+            if (count >= 256)
+                Console.WriteLine($"speed over the same decoded batches: fp32 {count / fp32Seconds:F1} img/s, {name} {count / int8Seconds:F1} img/s ({fp32Seconds / int8Seconds:F2}x)");
+            else Console.WriteLine($"({count} images: too few to time; bench infer times each precision)");
             foreach (var line in disagreements.Take(20)) Console.WriteLine("  " + line);
             if (disagreements.Count > 20) Console.WriteLine($"  … {disagreements.Count - 20} more");
             return 0;
