@@ -120,10 +120,6 @@ static class MultiTaskBench
     }
 }
 
-/// <summary>The ONNX Runtime anchor of <c>mmt bench infer</c>: a model's forward on a random batch, CPU provider, all graph
-/// optimisations, the given intra-op threads, sequential execution; timed by the engine's rule (the median of repeated calls after
-/// a warm-up of at least 2 calls and 2 seconds, the peak-RSS counter reset before the warm-up). Prints one JSON line. Runs in its
-/// own process, so its peak memory is its own.</summary>
 /// <summary>The same adapter exported in fp32 and in ONNX Runtime's dynamic-quantisation form, run by ONNX Runtime on a data set
 /// prepared by the engine: each export's top-1 agreement with the engine's fp32, accuracy and speed.</summary>
 static class Agreement
@@ -185,6 +181,10 @@ static class Agreement
     }
 }
 
+/// <summary>The ONNX Runtime anchor of <c>mmt bench infer</c>: a model's forward on a random batch, CPU provider, all graph
+/// optimisations, the given intra-op threads, sequential execution; timed by the engine's rule (the median of repeated calls after
+/// a warm-up of at least 2 calls and 2 seconds, the peak-RSS counter reset before the warm-up). Prints one JSON line. Runs in its
+/// own process, so its peak memory is its own.</summary>
 static class InferBench
 {
     public static int Run(string model, string[] args)

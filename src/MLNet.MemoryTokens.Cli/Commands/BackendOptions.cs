@@ -12,7 +12,7 @@ namespace MLNet.MemoryTokens.Cli.Commands;
 /// MB for the CPU, gigabytes for CUDA). With <c>--backend torchsharp</c> it finds LibTorch in <c>--libtorch</c> /
 /// <c>MMT_LIBTORCH</c>, beside itself, or in the NuGet packages folder (<see cref="TorchBackend"/>), and says what to install
 /// when none is there.</remarks>
-internal sealed record BackendOptions(Option<string> Backend, Option<string> Device, Option<string> Precision, Option<string?> LibTorch)
+internal sealed record BackendOptions(Option<string> Backend, Option<string> Device, Option<string> Precision, Option<string?> LibTorch, bool Benchmark = false)
 {
     /// <param name="benchmark">A benchmark's options: <c>--precision int16|int8</c> name our integer backbone (int8 only here:
     /// it is below the agreement gate), and the TorchSharp backend then runs fp32.</param>
@@ -43,7 +43,7 @@ internal sealed record BackendOptions(Option<string> Backend, Option<string> Dev
             Description = $"torchsharp: folder with LibTorch {TorchBackend.LibTorchVersion}'s libraries (default: ${TorchBackend.EnvironmentVariable}, beside mmt, or the NuGet packages folder's libtorch-cpu).",
         };
         cmd.Options.Add(backend); cmd.Options.Add(device); cmd.Options.Add(precision); cmd.Options.Add(libTorch);
-        return new BackendOptions(backend, device, precision, libTorch);
+        return new BackendOptions(backend, device, precision, libTorch, benchmark);
     }
 
     /// <summary>The compute the options ask for; for torchsharp the backend is registered in the method table, LibTorch's
@@ -53,11 +53,12 @@ internal sealed record BackendOptions(Option<string> Backend, Option<string> Dev
         var compute = new ComputeOptions
         {
             Backend = r.GetValue(Backend)!, Device = r.GetValue(Device)!,
-            // a benchmark's int16 / int8 are ours (it reads them itself); the backend it compares with runs fp32
+            // a benchmark's int16 / int8 are ours (it reads them itself), and the backend it compares with runs fp32; elsewhere
+            // int16 goes to ComputeOptions, whose validation refuses it for another backend
             Precision = r.GetValue(Precision) switch
             {
                 "bf16" => ComputePrecision.BFloat16,
-                "int16" when r.GetValue(Backend) == TuningMethods.ManagedBackend => ComputePrecision.Int16,
+                "int16" when !Benchmark || r.GetValue(Backend) == TuningMethods.ManagedBackend => ComputePrecision.Int16,
                 _ => ComputePrecision.Float32,
             },
         };

@@ -121,7 +121,9 @@ public static unsafe class Gemm
     }
 
     /// <summary>Packs op(B) again into <paramref name="packed"/>'s own buffer (same K, N and kernel): what a trained weight needs
-    /// after each optimizer step, without a fresh array each time (at ViT-B full fine-tuning that was 0.7 GB of garbage per step).</summary>
+    /// after each optimizer step, without a fresh array each time (at ViT-B full fine-tuning that was 0.7 GB of garbage per step).
+    /// The panels keep the micro-kernel they were first packed for (a later change of <see cref="DefaultKernel"/> applies to
+    /// panels packed after it).</summary>
     internal static void Repack(PackedB packed, bool transB, ReadOnlySpan<float> b, int ldb)
     {
         int k = packed.K, n = packed.N;

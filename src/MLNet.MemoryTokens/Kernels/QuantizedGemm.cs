@@ -78,13 +78,17 @@ public static unsafe class QuantizedGemm
         if (!Enum.IsDefined(format)) throw new ArgumentOutOfRangeException(nameof(format), format, "Unknown quantised format.");
         int k = inFeatures, n = outFeatures;
         int wLevels, aSteps, aMin;
-        if (format == QuantizedFormat.Int8) (wLevels, aSteps, aMin) = (63, 255, 0);
+        if (format == QuantizedFormat.Int8)
+        {
+            (wLevels, aSteps, aMin) = (63, 255, 0);
+            if ((long)k * 255 * 63 > int.MaxValue) throw new ArgumentException($"K = {k} is too large for int8 accumulation in int32 (at most {int.MaxValue / (255 * 63)}).", nameof(inFeatures));
+        }
         else
         {
             // total bits T with K·2^T < 2^31, split: activations ⌈T/2⌉ bits (they vary per row), weights the rest
             int total = (int)Math.Floor(Math.Log2(int.MaxValue / (double)k));
             int ba = Math.Clamp((total + 1) / 2, 2, 15), bw = Math.Clamp(total - ba, 2, 15);
-            if (total < 6) throw new ArgumentException($"K = {k} is too large for int16 accumulation in int32.", nameof(inFeatures));
+            if (total < 6) throw new ArgumentException($"K = {k} is too large for int16 accumulation in int32 (at most {int.MaxValue >> 6}).", nameof(inFeatures));
             (wLevels, aSteps, aMin) = ((1 << bw) - 1, (1 << ba) - 1, -(1 << (ba - 1)));
         }
         var layout = new Weights(format, k, n, wLevels, aSteps, aMin, null, null, [], []);
@@ -119,8 +123,9 @@ public static unsafe class QuantizedGemm
         if (accumulate && gelu) throw new ArgumentException("GELU and accumulation do not combine: y = gelu(x·Wᵀ + b) is a fresh output.");
         if (!IsSupported) throw new PlatformNotSupportedException("The integer paths need AVX-512BW.");
         int n = weight.N, k = weight.K;
-        if (rows < 0) throw new ArgumentOutOfRangeException(nameof(rows));
-        if (input.Length < (long)rows * k || output.Length < (long)rows * n) throw new ArgumentException($"The quantised Linear expects input [{rows}, {k}] and output [{rows}, {n}].");
+        if (rows < 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "The row count cannot be negative.");
+        if (input.Length < (long)rows * k || output.Length < (long)rows * n)
+            throw new ArgumentException($"The quantised Linear expects input [{rows}, {k}] and output [{rows}, {n}]; got {input.Length} and {output.Length} elements.");
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"The quantised Linear's bias has {bias.Length} elements, expected {n}.");
         if (rows == 0) return;
         fixed (float* po = output) fixed (float* pi = input) fixed (float* pb = bias)

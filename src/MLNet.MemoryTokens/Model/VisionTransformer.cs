@@ -101,7 +101,8 @@ public sealed class VisionTransformer
     }
 
     /// <summary>A deep copy (every weight copied): what full fine-tuning trains, so the caller's backbone stays as loaded.</summary>
-    public VisionTransformer Clone() => new(Config, _parameters.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()));
+    /// <remarks>The copy keeps <see cref="InferencePrecision"/> (a full fine-tune served from it runs as its backbone was set).</remarks>
+    public VisionTransformer Clone() => new(Config, _parameters.ToDictionary(kv => kv.Key, kv => kv.Value.Clone())) { _precision = _precision };
 
     internal static double Gaussian(Random rng)
     {
@@ -123,11 +124,16 @@ public sealed class VisionTransformer
     /// <summary>Repacks stale panels into their own buffers (a trained backbone changes every step: no fresh arrays each time).</summary>
     void Refresh()
     {
-        if (!_stale) return;
-        _stale = false;
-        if (_patchPacked is not null) Gemm.Repack(_patchPacked, true, PatchWeight.Data, PatchK);
-        if (_headPacked is not null && HeadWeight is not null) Gemm.Repack(_headPacked, true, HeadWeight.Data, Config.Dim);
+        if (!Volatile.Read(ref _stale)) return;
+        lock (_packLock)   // concurrent forwards must not read panels half rewritten: the flag clears only after the repack
+        {
+            if (!_stale) return;
+            if (_patchPacked is not null) Gemm.Repack(_patchPacked, true, PatchWeight.Data, PatchK);
+            if (_headPacked is not null && HeadWeight is not null) Gemm.Repack(_headPacked, true, HeadWeight.Data, Config.Dim);
+            Volatile.Write(ref _stale, false);
+        }
     }
+    readonly object _packLock = new();
 
     /// <summary>The full forward: logits [B, C] from images [B, C_in, H, W]. The last block takes only the rows the head reads
     /// past attention (the class token, the distillation token, or the patches when pooling by average), so this is a little

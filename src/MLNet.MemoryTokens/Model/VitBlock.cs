@@ -17,7 +17,7 @@ internal sealed class VitBlock
     /// <summary>[3D] or null (no qkv bias); [D] LayerScale's γ of each branch, or null.</summary>
     public readonly Tensor? QkvB, Gamma1, Gamma2;
     // packed panels, each with the weights' version it holds: a stale one is repacked into its own buffer, not reallocated
-    readonly (Gemm.PackedB? Panels, int Version)[] _packed = new (Gemm.PackedB?, int)[8];
+    readonly PackedPanels?[] _packed = new PackedPanels?[8];
     int _version;
 
     public VitBlock(VisionTransformer model, int index)
@@ -49,15 +49,25 @@ internal sealed class VitBlock
     /// first use and repacked in place after <see cref="InvalidatePacked"/>.</summary>
     Gemm.PackedB Packed(int slot, bool transB, int k, int n, Tensor w)
     {
-        ref var entry = ref _packed[slot];
-        int version = _version;
-        if (entry.Panels is null) entry = (Gemm.Pack(transB, k, n, w.Data, transB ? k : n), version);
-        else if (entry.Version != version) { Gemm.Repack(entry.Panels, transB, w.Data, transB ? k : n); entry.Version = version; }
-        return entry.Panels;
+        int version = Volatile.Read(ref _version);
+        var entry = _packed[slot];   // a class: read and replaced whole, never half written
+        if (entry is not null && entry.Version == version) return entry.Panels;
+        lock (_packed)   // concurrent forwards wait for one repack instead of reading panels half rewritten
+        {
+            entry = _packed[slot];
+            if (entry is null) _packed[slot] = entry = new PackedPanels(Gemm.Pack(transB, k, n, w.Data, transB ? k : n), version);
+            else if (entry.Version != version)
+            {
+                Gemm.Repack(entry.Panels, transB, w.Data, transB ? k : n);
+                _packed[slot] = entry = new PackedPanels(entry.Panels, version);
+            }
+            return entry.Panels;
+        }
     }
+    sealed record PackedPanels(Gemm.PackedB Panels, int Version);
 
     /// <summary>The weights changed (a training step): panels repack on next use; integer weights are dropped (inference only).</summary>
-    public void InvalidatePacked() { _version++; Array.Clear(_quantized); }
+    public void InvalidatePacked() { Interlocked.Increment(ref _version); lock (_quantized) Array.Clear(_quantized); }
 
     // integer inference (VisionTransformer.InferencePrecision): the same four layers quantised once per format, used only when
     // no tape is kept; [layer, format]
@@ -69,14 +79,15 @@ internal sealed class VitBlock
     {
         if (format is QuantizedFormat f)
         {
-            ref var q = ref _quantized[(int)layer, (int)f];
-            q ??= layer switch
-            {
-                Layer.Qkv => QuantizedGemm.Quantize(QkvW.Data, 3 * C.Dim, C.Dim, f),
-                Layer.Proj => QuantizedGemm.Quantize(ProjW.Data, C.Dim, C.Dim, f),
-                Layer.Fc1 => QuantizedGemm.Quantize(Fc1W.Data, C.MlpDim, C.Dim, f),
-                _ => QuantizedGemm.Quantize(Fc2W.Data, C.Dim, C.MlpDim, f),
-            };
+            QuantizedGemm.Weights q;
+            lock (_quantized)
+                q = _quantized[(int)layer, (int)f] ??= layer switch
+                {
+                    Layer.Qkv => QuantizedGemm.Quantize(QkvW.Data, 3 * C.Dim, C.Dim, f),
+                    Layer.Proj => QuantizedGemm.Quantize(ProjW.Data, C.Dim, C.Dim, f),
+                    Layer.Fc1 => QuantizedGemm.Quantize(Fc1W.Data, C.MlpDim, C.Dim, f),
+                    _ => QuantizedGemm.Quantize(Fc2W.Data, C.Dim, C.MlpDim, f),
+                };
             QuantizedGemm.Forward(output, input, q, bias, rows, accumulate, gelu);
             return;
         }

@@ -162,10 +162,12 @@ public sealed class Adapter
         EnsureMatches(backbone, where);
         var earlier = ResolveExtends(extends, where);
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
+        // an explicit managed compute decides the backbone's inference precision (set before the model is built: a full
+        // fine-tune serves from a copy of the backbone, which keeps it); without one, the backbone stays as the caller set it
+        if (compute is { IsManaged: true }) { compute.Validate(); backbone.Model.InferencePrecision = compute.InferencePrecision; }
         compute ??= ComputeOptions.Managed;
         compute.Validate();
         var methodCompute = TuningMethods.Compute(Config.Method, compute);
-        if (compute.IsManaged && compute.IsInteger) backbone.Model.InferencePrecision = compute.InferencePrecision;
         var options = RecordedOptions(earlier);
         try { options.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"Adapter '{where}': its config describes no valid model ({e.Message})", e); }

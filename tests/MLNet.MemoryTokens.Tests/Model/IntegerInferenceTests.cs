@@ -120,6 +120,44 @@ public class IntegerInferenceTests
         Assert.True(e is > 0 and < 2e-3, $"int16 serving differs from fp32 by {e:P3}");
     }
 
+    [Fact]
+    public void IntegerWeightsFollowTheWeightsAfterInvalidation()
+    {
+        if (!QuantizedGemm.IsSupported) return;
+        var vit = VisionTransformer.CreateRandom(Small, seed: 6);
+        vit.InferencePrecision = InferencePrecision.Int16;
+        var x = Images(2, 3);
+        var before = vit.Forward(x).Clone();
+        foreach (var t in vit.Parameters.Values)
+            for (int i = 0; i < t.Length; i++) t.Data[i] *= 1.5f;
+        vit.InvalidatePackedWeights();
+        var after = vit.Forward(x).Clone();
+        var fresh = new VisionTransformer(vit.Config, vit.Parameters) { InferencePrecision = InferencePrecision.Int16 }.Forward(x);
+        Assert.Equal(fresh.Data, after.Data);
+        Assert.NotEqual(before.Data, after.Data);
+    }
+
+    [Fact]
+    public void AFullFineTuneServedInInt16RunsInInt16AndAnExplicitFp32ComputeSetsItBack()
+    {
+        // full fine-tuning serves from a copy of the backbone: the precision must reach the copy
+        if (!QuantizedGemm.IsSupported) return;
+        var vit = VisionTransformer.CreateRandom(Small with { NumClasses = 0 }, seed: 7);
+        var backbone = new Backbone(vit, new PreprocessConfig { InputSize = 32 }, "random", Backbone.ComputeFingerprint(vit.Parameters));
+        var tuning = new TuningOptions { Method = TuningMethod.Full };
+        var trained = tuning.CreateModel(vit, 3, seed: 1);
+        foreach (var p in trained.Parameters)
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 1.1f;
+        var adapter = Adapter.From(trained, backbone, tuning, ["a", "b", "c"], backbone.Preprocess);
+        var x = Images(2, 4);
+        var fp32 = adapter.CreateModel(backbone, compute: ComputeOptions.Managed).Forward(x, keepForBackward: false).Clone();
+        var int16 = adapter.CreateModel(backbone, compute: new ComputeOptions { Precision = ComputePrecision.Int16 }).Forward(x, keepForBackward: false).Clone();
+        double e = Relative(fp32, int16);
+        Assert.True(e is > 0 and < 5e-3, $"a full fine-tune served in int16 differs from fp32 by {e:P3} (0: it ran in fp32)");
+        adapter.CreateModel(backbone, compute: ComputeOptions.Managed);
+        Assert.Equal(InferencePrecision.Fp32, vit.InferencePrecision);
+    }
+
     [SharedFact]
     public void TheRealCheckpointGivesFp32sTop1OnEverySharedPhotoInInt16()
     {

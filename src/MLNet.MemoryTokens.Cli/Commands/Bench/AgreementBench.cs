@@ -38,22 +38,22 @@ internal static class AgreementBench
             int b = r.GetValue(batch);
             Limits.Check("--batch", b, 1, Limits.MaxBatch);
             Backbone backbone;
-            Func<Tensor, Tensor> forward;
+            Func<Func<Tensor, Tensor>> build;   // the model at the backbone's current precision (a full fine-tune copies it when built)
             string head;
             if (r.GetValue(adapter) is string dir)
             {
                 var a = CommonOptions.LoadAdapter(r, dir);
                 var bb = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = a.Config.ImageSize, DropHead = true });
-                var tuned = a.CreateModel(bb, dir);
                 backbone = new Backbone(bb.Model, a.Config.Preprocess with { InputSize = a.Config.ImageSize }, bb.Source, bb.Fingerprint);
-                forward = x => tuned.Forward(x, keepForBackward: false);
+                build = () => { var tuned = a.CreateModel(bb, dir); return x => tuned.Forward(x, keepForBackward: false); };
                 head = $"{a.Config.Method} adapter {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}";
             }
             else
             {
                 backbone = Backbone.Load(r.GetValue(model)!, new BackboneOptions { ImageSize = r.GetValue(size) });
                 if (backbone.Model.Config.NumClasses == 0) throw new InvalidOperationException("The checkpoint has no classification head; give --adapter.");
-                forward = backbone.Model.Forward;
+                var vitModel = backbone.Model;
+                build = () => vitModel.Forward;
                 head = "the checkpoint's head";
             }
             var (batches, labels) = Load(r.GetValue(data), r.GetValue(limit), r.GetValue(images) ?? [], backbone, b);
@@ -63,9 +63,11 @@ internal static class AgreementBench
             Console.WriteLine($"{count} images at {vit.Config.ImageSize}², batch {b}, {Parallelism.Threads} threads, {head}");
 
             vit.InferencePrecision = InferencePrecision.Fp32;
+            var forward = build();
             forward(batches[0]);   // warm-up: packing, buffers, JIT
             var (fp32, fp32Seconds) = Run(forward, batches);
             vit.InferencePrecision = integer;
+            forward = build();
             forward(batches[0]);
             var (int8, int8Seconds) = Run(forward, batches);
             vit.InferencePrecision = InferencePrecision.Fp32;
