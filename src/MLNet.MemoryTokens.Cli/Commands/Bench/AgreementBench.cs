@@ -69,7 +69,7 @@ internal static class AgreementBench
             vit.InferencePrecision = integer;
             forward = build();
             forward(batches[0]);
-            var (int8, int8Seconds) = Run(forward, batches);
+            var (quantized, quantizedSeconds) = Run(forward, batches);
             vit.InferencePrecision = InferencePrecision.Fp32;
 
             int classes = fp32.Length / count, agree = 0, right32 = 0, right8 = 0;
@@ -77,7 +77,7 @@ internal static class AgreementBench
             var disagreements = new List<string>();
             for (int i = 0; i < count; i++)
             {
-                var l32 = fp32.AsSpan(i * classes, classes); var l8 = int8.AsSpan(i * classes, classes);
+                var l32 = fp32.AsSpan(i * classes, classes); var l8 = quantized.AsSpan(i * classes, classes);
                 int t32 = Classification.TopK(l32.ToArray(), 2)[0], t8 = Classification.TopK(l8.ToArray(), 1)[0];
                 for (int c = 0; c < classes; c++) maxDiff = Math.Max(maxDiff, Math.Abs(l32[c] - l8[c]));
                 if (t32 == t8) agree++;
@@ -91,7 +91,7 @@ internal static class AgreementBench
             Console.WriteLine($"top-1 agreement {name} vs fp32: {agree}/{count} = {100.0 * agree / count:F2} %   largest |logit difference| {maxDiff:F4}");
             if (labels is not null) Console.WriteLine($"accuracy: fp32 {100.0 * right32 / count:F2} %, {name} {100.0 * right8 / count:F2} %");
             if (count >= 256)
-                Console.WriteLine($"speed over the same decoded batches: fp32 {count / fp32Seconds:F1} img/s, {name} {count / int8Seconds:F1} img/s ({fp32Seconds / int8Seconds:F2}x)");
+                Console.WriteLine($"speed over the same decoded batches: fp32 {count / fp32Seconds:F1} img/s, {name} {count / quantizedSeconds:F1} img/s ({fp32Seconds / quantizedSeconds:F2}x)");
             else Console.WriteLine($"({count} images: too few to time; bench infer times each precision)");
             foreach (var line in disagreements.Take(20)) Console.WriteLine("  " + line);
             if (disagreements.Count > 20) Console.WriteLine($"  … {disagreements.Count - 20} more");

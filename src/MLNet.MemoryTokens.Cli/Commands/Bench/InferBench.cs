@@ -41,21 +41,21 @@ internal static class InferBench
             // --precision (the backend options'): int16 / int8 run our integer backbone beside our fp32 and ONNX Runtime's
             // dynamically quantised model of the same weights
             var integer = r.GetValue(s.Backend!.Precision) switch { "int8" => InferencePrecision.Int8, "int16" => InferencePrecision.Int16, _ => InferencePrecision.Fp32 };
-            bool int8 = integer != InferencePrecision.Fp32;
-            var (oursFp32, ortsInt8) = (new List<Dictionary<string, double>>(), new List<Dictionary<string, double>>());
+            bool integerMode = integer != InferencePrecision.Fp32;
+            var (oursFp32, ortsQuantized) = (new List<Dictionary<string, double>>(), new List<Dictionary<string, double>>());
             for (int k = 0; k < n; k++)
             {
                 // integer first: the first round's peak is what the integer path needs (fp32's packed panels come after)
                 vit.InferencePrecision = integer;
                 var (sec, cpu) = Timing.Measure(() => vit.Forward(x), seconds);
                 ours.Add(sec); cpus.Add(cpu); peaks.Add(Timing.PeakRssMb());
-                if (int8)
+                if (integerMode)
                 {
                     vit.InferencePrecision = InferencePrecision.Fp32;   // the same model in fp32: the reference the integer path is measured against
                     var (s32, c32) = Timing.Measure(() => vit.Forward(x), seconds);
                     oursFp32.Add(new() { ["images_per_second"] = b / s32, ["seconds"] = s32, ["cpu_seconds"] = c32 });
                 }
-                if (int8 && !r.GetValue(ort.NoOrt)) ortsInt8.Add(OnnxRuntimeAnchor.InferQuantized(r, s, ort, vit, path is null ? a : Path.GetFileNameWithoutExtension(path), px, b));
+                if (integerMode && !r.GetValue(ort.NoOrt)) ortsQuantized.Add(OnnxRuntimeAnchor.InferQuantized(r, s, ort, vit, path is null ? a : Path.GetFileNameWithoutExtension(path), px, b));
                 if (!r.GetValue(ort.NoOrt)) orts.Add(OnnxRuntimeAnchor.Infer(r, s, ort, a, px, b, path));
                 if (!r.GetValue(s.NoTorch))
                     torches.Add(BenchCommand.RunTorch(r, s, ["infer", "--arch", a, "--batch", b.ToString(), "--image-size", px.ToString(), .. path is string mm ? new[] { "--model", mm } : []]).First());
@@ -72,9 +72,9 @@ internal static class InferBench
             var sharpFigures = sharp is null ? null : new Dictionary<string, double> { ["images_per_second"] = sharp.ImagesPerSecond, ["seconds"] = sharp.MedianMilliseconds / 1000, ["peak_rss_mb"] = sharp.PeakRssMb };
             var anchors = new List<(string Name, Dictionary<string, double>? Figures)>
             {
-                ("ours fp32", Median(oursFp32)), ("ONNX Runtime", Median(orts)), ("ONNX Runtime int8", Median(ortsInt8)), ("TorchSharp", sharpFigures), ("PyTorch", Median(torches)),
+                ("ours fp32", Median(oursFp32)), ("ONNX Runtime", Median(orts)), ("ONNX Runtime int8", Median(ortsQuantized)), ("TorchSharp", sharpFigures), ("PyTorch", Median(torches)),
             }.Where(t => t.Figures is not null).ToList();
-            if (int8) Console.WriteLine($"ours: {integer} backbone (Linear layers integer, per-channel weights, per-row activations); 'ours fp32' the same model in fp32; 'ONNX Runtime int8' its dynamically quantised model of the same weights (per-tensor int8 weights, uint8 activations); peak RSS: the integer path's, before fp32 ran");
+            if (integerMode) Console.WriteLine($"ours: {integer} backbone (Linear layers integer, per-channel weights, per-row activations); 'ours fp32' the same model in fp32; 'ONNX Runtime int8' its dynamically quantised model of the same weights (per-tensor int8 weights, uint8 activations); peak RSS: the integer path's, before fp32 ran");
             double?[] Col(Func<Dictionary<string, double>, double?> f) => anchors.Select(t => f(t.Figures!)).ToArray();
             double? Peak(Dictionary<string, double> f) => f.TryGetValue("peak_rss_mb", out var v) ? v : null;
             BenchReport.Print(anchors.Select(t => t.Name).ToList(),
@@ -82,14 +82,14 @@ internal static class InferBench
                 ("images/s", b / ourSec, Col(f => f["images_per_second"]), true),
                 ("ms per batch", ourSec * 1000, Col(f => f["seconds"] * 1000), false),
                 ("CPU ms per batch", Timing.MedianOf(cpus) * 1000, Col(f => f.TryGetValue("cpu_seconds", out var c) ? c * 1000 : null), false),
-                ("peak RSS MB", int8 ? peaks[0] : peaks.Max(), Col(Peak), false),
+                ("peak RSS MB", integerMode ? peaks[0] : peaks.Max(), Col(Peak), false),
             ]);
             double flop = BenchArch.ForwardFlops(config) * b;
-            if (int8) Console.WriteLine($"(the integer path runs {flop / ourSec / 1e9:F1} G operations/s: the fraction below is of the fp32 GEMM peak, not a bound for it)");
+            if (integerMode) Console.WriteLine($"(the integer path runs {flop / ourSec / 1e9:F1} G operations/s: the fraction below is of the fp32 GEMM peak, not a bound for it)");
             Console.WriteLine($"forward {flop / ourSec / 1e9:F1} GFLOP/s ({BenchArch.ForwardFlops(config) / 1e9:F2} GFLOP per image): {flop / ourSec / 1e9 / gemmPeak:P0} of our GEMM peak, {gemmPeak:F1} GFLOP/s (the best of this model's four linear-layer shapes, weights packed once, measured in this run)"
                 + string.Concat(anchors.Select(t => $"; {t.Name} {flop / t.Figures!["seconds"] / 1e9:F1} GFLOP/s")));
             if (n > 1)
-                foreach (var (name, runs) in new[] { ("ours fp32", oursFp32), ("ONNX Runtime", orts), ("ONNX Runtime int8", ortsInt8), ("PyTorch", torches) })
+                foreach (var (name, runs) in new[] { ("ours fp32", oursFp32), ("ONNX Runtime", orts), ("ONNX Runtime int8", ortsQuantized), ("PyTorch", torches) })
                     if (runs.Count == n) Console.WriteLine($"speed-up over {name}, median of the {n} rounds' ratios: {Timing.MedianOf(runs.Select((t, k) => t["seconds"] / ours[k])):F2}x");
             return 0;
         }));
