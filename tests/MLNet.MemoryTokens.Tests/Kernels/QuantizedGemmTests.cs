@@ -10,9 +10,10 @@ public class QuantizedGemmTests
     // both formats always (an empty theory fails in xUnit 2); each test returns at once on a CPU without AVX-512BW
     public static IEnumerable<object[]> Formats() => [[QuantizedFormat.Int8], [QuantizedFormat.Int16]];
 
-    // rows, K, N: edges of every blocking (rows not a multiple of the 6-row tile or 96-row block, K not of 4, N not of 64)
+    // rows, K, N: edges of every blocking (rows not a multiple of the 6-row tile or 96-row block, K not of 4, N not of 64;
+    // 1,000 rows: eleven blocks over the threads)
     static readonly (int Rows, int K, int N)[] Shapes =
-        [(1, 4, 1), (5, 7, 3), (7, 16, 70), (13, 192, 64), (97, 33, 130), (200, 768, 192), (31, 3072, 65)];
+        [(1, 4, 1), (5, 7, 3), (7, 16, 70), (13, 192, 64), (97, 33, 130), (200, 768, 192), (31, 3072, 65), (1000, 40, 200)];
 
     /// <summary>Weights d_j·q with integer q in [−W, W] reaching ±W, and rows s_r·(q − z_r) with q spanning every level: what the
     /// quantiser maps to itself exactly (s, d powers of two), so the integer result equals the exact product.</summary>
