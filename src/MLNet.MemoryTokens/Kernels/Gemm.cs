@@ -111,8 +111,7 @@ public static unsafe class Gemm
     {
         var kind = Resolve(kernel);
         var tile = TileOf(kind);
-        long need = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
-        if (k > 0 && n > 0 && b.Length < need) throw new ArgumentException($"B has {b.Length} elements, needs {need}.", nameof(b));
+        CheckPackedOperand(transB, k, n, b.Length, ldb);
         if (k < 0 || n < 0 || ldb < 1) throw new ArgumentOutOfRangeException(nameof(k), $"Invalid packed GEMM operand K={k} N={n} ldb={ldb}.");
         int panels = (n + tile.NR - 1) / tile.NR;
         var data = new float[Math.Max(1, Limits.CheckElements("A packed GEMM operand", (long)panels * tile.NR * k))];
@@ -127,9 +126,15 @@ public static unsafe class Gemm
     internal static void Repack(PackedB packed, bool transB, ReadOnlySpan<float> b, int ldb)
     {
         int k = packed.K, n = packed.N;
-        long need = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
-        if (k > 0 && n > 0 && b.Length < need) throw new ArgumentException($"B has {b.Length} elements, needs {need}.", nameof(b));
+        CheckPackedOperand(transB, k, n, b.Length, ldb);
         fixed (float* pb = b) fixed (float* pd = packed.Data) PackB(transB, n, k, pb, ldb, pd, TileOf(packed.Kernel).NR, parallel: false);
+    }
+
+    /// <summary>op(B) [K, N] read from <paramref name="length"/> elements with row stride <paramref name="ldb"/> fits them (64-bit).</summary>
+    static void CheckPackedOperand(bool transB, int k, int n, long length, int ldb)
+    {
+        long need = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
+        if (k > 0 && n > 0 && length < need) throw new ArgumentException($"B has {length} elements, needs {need}.", "b");
     }
 
     /// <summary>C[M,N] = op(A)[M,K] · B + beta·C with B packed by <see cref="Pack"/>.</summary>

@@ -5,7 +5,7 @@ namespace MLNet.MemoryTokens.Onnx;
 internal static class OnnxProto
 {
     /// <summary>TensorProto.DataType values.</summary>
-    public const int Float32 = 1, UInt8 = 2, Int8 = 3, Int64 = 7;
+    public const int Float32 = 1, Int8 = 3, Int64 = 7;
 
     /// <summary>The IR version a runtime must read for an opset (onnx's release table: opset 17–18 → IR 8, 19–20 → 9, 21–22 → 10, 23 → 11).</summary>
     public static int IrVersionFor(int opset) => opset switch { <= 18 => 8, <= 20 => 9, <= 22 => 10, _ => 11 };

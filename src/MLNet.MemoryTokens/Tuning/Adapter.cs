@@ -164,9 +164,10 @@ public sealed class Adapter
         foreach (var (a, i) in earlier.Select((a, i) => (a, i))) a.EnsureMatches(backbone, a.Folder ?? $"{where} (extended adapter {i + 1})");
         // an explicit managed compute decides the backbone's inference precision (set before the model is built: a full
         // fine-tune serves from a copy of the backbone, which keeps it); without one, the backbone stays as the caller set it
-        if (compute is { IsManaged: true }) { compute.Validate(); backbone.Model.InferencePrecision = compute.InferencePrecision; }
+        bool setsPrecision = compute is { IsManaged: true };
         compute ??= ComputeOptions.Managed;
         compute.Validate();
+        if (setsPrecision) backbone.Model.InferencePrecision = compute.InferencePrecision;
         var methodCompute = TuningMethods.Compute(Config.Method, compute);
         var options = RecordedOptions(earlier);
         try { options.Validate(); }
